@@ -1,0 +1,26 @@
+//! # vip-table
+//!
+//! The pure tables behind the vswitch's forwarding decisions: address types, per-port
+//! source/destination policy compiled from configuration, and VIP groups with their
+//! ownership rules (claims, hijack refusal, flap damping with pending claims, active-active
+//! rendezvous hashing, port loss).
+//!
+//! Nothing here performs I/O, spawns threads, reads a clock or logs: time is a
+//! [`Timestamp`] argument, so every behaviour can be replayed deterministically. The
+//! `vswitch` crate builds snapshots from these tables; the control thread is their only
+//! writer.
+
+#![warn(missing_docs)]
+
+pub mod addr;
+pub mod policy;
+pub mod time;
+pub mod vip;
+
+pub use addr::{parse_ip_or_cidr, IpNet, MacAddr, PrefixSet};
+pub use policy::{PortId, PortPolicy};
+pub use time::Timestamp;
+pub use vip::{
+    ClaimOutcome, Damping, HijackAttempt, Move, MoveReason, Owner, PendingClaim, VipError,
+    VipGroup, VipId, VipMode, VipSpec, VipTable, HISTORY_LEN,
+};

@@ -1,0 +1,2 @@
+//! vswitch datapath library.
+#![warn(missing_docs)]
