@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::addr::MacAddr;
@@ -623,18 +624,28 @@ pub enum VipError {
     BadOwners(String, &'static str),
 }
 
-/// All VIP groups, indexed by address and by candidate port.
-#[derive(Clone, Debug, Default)]
-pub struct VipTable {
-    groups: Vec<VipGroup>,
+#[derive(Debug, Default)]
+struct VipIndex {
     by_addr: HashMap<IpAddr, VipId, ahash::RandomState>,
     by_port: HashMap<PortId, Vec<VipId>, ahash::RandomState>,
+}
+
+/// All VIP groups, indexed by address and by candidate port.
+///
+/// Cloning is cheap by design (the control thread clones the table into every snapshot it
+/// publishes): groups sit behind `Arc` and are copied on write one at a time, and the
+/// address/port index, fixed at construction, is shared.
+#[derive(Clone, Debug, Default)]
+pub struct VipTable {
+    groups: Vec<Arc<VipGroup>>,
+    index: Arc<VipIndex>,
 }
 
 impl VipTable {
     /// Build a table from specs, validating names, addresses and owners.
     pub fn new(specs: Vec<VipSpec>, now: Timestamp) -> Result<Self, VipError> {
-        let mut t = VipTable::default();
+        let mut groups: Vec<Arc<VipGroup>> = Vec::new();
+        let mut index = VipIndex::default();
         let mut names = HashMap::new();
         for spec in specs {
             if names.insert(spec.name.clone(), ()).is_some() {
@@ -662,26 +673,29 @@ impl VipTable {
                     "every owner must be a candidate",
                 ));
             }
-            let id = VipId(t.groups.len() as u32);
+            let id = VipId(groups.len() as u32);
             for &a in &spec.addresses {
-                if let Some(other) = t.by_addr.get(&a) {
+                if let Some(other) = index.by_addr.get(&a) {
                     return Err(VipError::DuplicateAddress {
                         name: spec.name.clone(),
                         addr: a,
-                        other: t.groups[other.index()].spec.name.clone(),
+                        other: groups[other.index()].spec.name.clone(),
                     });
                 }
-                t.by_addr.insert(a, id);
+                index.by_addr.insert(a, id);
             }
             for &p in &spec.candidates {
-                let v = t.by_port.entry(p).or_default();
+                let v = index.by_port.entry(p).or_default();
                 if !v.contains(&id) {
                     v.push(id);
                 }
             }
-            t.groups.push(VipGroup::new(spec, now));
+            groups.push(Arc::new(VipGroup::new(spec, now)));
         }
-        Ok(t)
+        Ok(VipTable {
+            groups,
+            index: Arc::new(index),
+        })
     }
 
     /// Carry live state (owners, epoch, history, pending claim, hijack record) over from
@@ -695,6 +709,7 @@ impl VipTable {
         map_port: impl Fn(PortId) -> Option<PortId>,
     ) {
         for g in &mut self.groups {
+            let g = Arc::make_mut(g);
             let Some(o) = old.groups.iter().find(|o| o.spec.name == g.spec.name) else {
                 continue;
             };
@@ -748,17 +763,20 @@ impl VipTable {
         self.groups.is_empty()
     }
     /// All groups, by id order.
-    pub fn groups(&self) -> &[VipGroup] {
-        &self.groups
+    pub fn groups(&self) -> impl Iterator<Item = (VipId, &VipGroup)> {
+        self.groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (VipId(i as u32), &**g))
     }
     /// A group by id.
     #[inline]
     pub fn group(&self, id: VipId) -> Option<&VipGroup> {
-        self.groups.get(id.index())
+        self.groups.get(id.index()).map(|g| &**g)
     }
-    /// A group by id, mutably.
+    /// A group by id, mutably (copied first if a snapshot shares it).
     pub fn group_mut(&mut self, id: VipId) -> Option<&mut VipGroup> {
-        self.groups.get_mut(id.index())
+        self.groups.get_mut(id.index()).map(Arc::make_mut)
     }
     /// A group by name.
     pub fn find(&self, name: &str) -> Option<VipId> {
@@ -770,10 +788,10 @@ impl VipTable {
     /// The group an address belongs to.
     #[inline]
     pub fn lookup(&self, addr: IpAddr) -> Option<VipId> {
-        if self.by_addr.is_empty() {
+        if self.index.by_addr.is_empty() {
             return None;
         }
-        self.by_addr.get(&addr).copied()
+        self.index.by_addr.get(&addr).copied()
     }
     /// The group an address belongs to, with the group.
     #[inline]
@@ -795,7 +813,11 @@ impl VipTable {
     }
     /// The groups `port` is a candidate of.
     pub fn groups_of(&self, port: PortId) -> &[VipId] {
-        self.by_port.get(&port).map(Vec::as_slice).unwrap_or(&[])
+        self.index
+            .by_port
+            .get(&port)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Handle a claim for `id`.
@@ -806,9 +828,7 @@ impl VipTable {
         mac: MacAddr,
         now: Timestamp,
     ) -> Option<ClaimOutcome> {
-        self.groups
-            .get_mut(id.index())
-            .map(|g| g.claim(port, mac, now))
+        self.group_mut(id).map(|g| g.claim(port, mac, now))
     }
 
     /// Apply due pending claims and liveness expiries; returns the moves.
@@ -817,7 +837,7 @@ impl VipTable {
         let mut buf = Vec::new();
         for (i, g) in self.groups.iter_mut().enumerate() {
             if g.next_deadline().is_some_and(|d| d <= now) {
-                g.poll(now, &mut buf);
+                Arc::make_mut(g).poll(now, &mut buf);
                 out.extend(buf.drain(..).map(|m| (VipId(i as u32), m)));
             }
         }
@@ -826,7 +846,7 @@ impl VipTable {
 
     /// The earliest time [`VipTable::poll`] has something to do.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.groups.iter().filter_map(VipGroup::next_deadline).min()
+        self.groups.iter().filter_map(|g| g.next_deadline()).min()
     }
 
     /// `port` went down: drop it from A/A owner sets (and release A/P groups configured so).
@@ -834,11 +854,7 @@ impl VipTable {
         let ids: Vec<VipId> = self.groups_of(port).to_vec();
         let mut out = Vec::new();
         for id in ids {
-            if let Some(m) = self
-                .groups
-                .get_mut(id.index())
-                .and_then(|g| g.port_down(port, now))
-            {
+            if let Some(m) = self.group_mut(id).and_then(|g| g.port_down(port, now)) {
                 out.push((id, m));
             }
         }

@@ -1,0 +1,101 @@
+//! Per-port counters: frames and bytes in and out, and drops by reason.
+//!
+//! Contract: counters are relaxed atomics written by the datapath (never by the pure
+//! pipeline) and read by `show stats` and the metrics endpoint; they only go up. Across a
+//! reload a port keeps its counters if it keeps its name.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::pipeline::{DropReason, Verdict};
+
+/// Counters of one port.
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// Frames received from the port.
+    pub rx_frames: AtomicU64,
+    /// Bytes received from the port.
+    pub rx_bytes: AtomicU64,
+    /// Frames sent to the port.
+    pub tx_frames: AtomicU64,
+    /// Bytes sent to the port.
+    pub tx_bytes: AtomicU64,
+    /// Frames the switch answered itself (ARP/NS for VIPs) on this port.
+    pub answered: AtomicU64,
+    drops: [AtomicU64; DropReason::COUNT],
+}
+
+/// A plain copy of a port's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CounterValues {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// ARP/NS answered by the switch.
+    pub answered: u64,
+    /// Drops by reason name (all reasons, zeros included).
+    pub drops: Vec<(String, u64)>,
+}
+
+impl CounterValues {
+    /// The count for one reason.
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops
+            .iter()
+            .find(|(n, _)| n == r.as_str())
+            .map_or(0, |(_, v)| *v)
+    }
+}
+
+impl PortCounters {
+    /// Count a received frame.
+    #[inline]
+    pub fn rx(&self, len: usize) {
+        self.rx_frames.fetch_add(1, Ordering::Relaxed);
+        self.rx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+    }
+    /// Count a sent frame.
+    #[inline]
+    pub fn tx(&self, len: usize) {
+        self.tx_frames.fetch_add(1, Ordering::Relaxed);
+        self.tx_bytes.fetch_add(len as u64, Ordering::Relaxed);
+    }
+    /// Count a drop.
+    #[inline]
+    pub fn drop(&self, r: DropReason) {
+        self.drops[r as usize].fetch_add(1, Ordering::Relaxed);
+    }
+    /// Count what a verdict says about the ingress side (drops and answers).
+    #[inline]
+    pub fn verdict(&self, v: &Verdict) {
+        match v {
+            Verdict::Drop(r) => self.drop(*r),
+            Verdict::Answered => {
+                self.answered.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+    /// The drop count for one reason.
+    pub fn drops(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].load(Ordering::Relaxed)
+    }
+    /// A copy of all values.
+    pub fn values(&self) -> CounterValues {
+        CounterValues {
+            rx_frames: self.rx_frames.load(Ordering::Relaxed),
+            rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
+            tx_frames: self.tx_frames.load(Ordering::Relaxed),
+            tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
+            answered: self.answered.load(Ordering::Relaxed),
+            drops: DropReason::ALL
+                .iter()
+                .map(|r| (r.as_str().to_string(), self.drops(*r)))
+                .collect(),
+        }
+    }
+}

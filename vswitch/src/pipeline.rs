@@ -1,0 +1,711 @@
+//! The forwarding decision: `process(snapshot, ingress, frame, now) -> Verdict`.
+//!
+//! Contract:
+//! - [`process`] is a pure function of the snapshot (including the FDB's current contents),
+//!   the ingress port, the frame bytes and `now`. It performs no I/O, takes no lock other
+//!   than the FDB's read stripes, never allocates and never panics. Everything it wants done
+//!   comes back as values: the [`Verdict`] (forward / flood / answered / drop with a reason)
+//!   and [`Effects`] (a learning action, a VIP claim or hijack signal, a reply frame);
+//! - the caller applies the effects: learning into the FDB, VIP signals to the control
+//!   thread, the reply frame out of the ingress port; and counts the verdict;
+//! - the rules are SEMANTICS.md §2–5, in this order: port state, MTU, parse, VLAN, source
+//!   check, learning, VIP claims/hijacks, VRRP scoping, the VIP ARP/ND responder, destination
+//!   selection (VIP steering with MAC rewrite, FDB, flooding), destination check.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use vip_table::{MacAddr, PortId, PortPolicy, Timestamp, VipId, VipTable};
+
+use crate::fdb::{Fdb, Learn};
+use crate::frames::{self, SmallFrame};
+use crate::wire::{self, ArpInfo, FrameFacts, Icmpv6Info, IpInfo, Malformed, L3, L4};
+
+/// The largest number of ports a switch instance supports.
+pub const MAX_PORTS: usize = 1024;
+const MASK_WORDS: usize = MAX_PORTS / 64;
+
+/// A set of ports, as a fixed bitmap (no allocation on the hot path).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortMask([u64; MASK_WORDS]);
+
+impl PortMask {
+    /// The empty set.
+    pub const EMPTY: PortMask = PortMask([0; MASK_WORDS]);
+
+    /// Add a port (ignored past [`MAX_PORTS`]).
+    #[inline]
+    pub fn insert(&mut self, p: PortId) {
+        let i = p.index();
+        if i < MAX_PORTS {
+            self.0[i / 64] |= 1 << (i % 64);
+        }
+    }
+    /// Remove a port.
+    #[inline]
+    pub fn remove(&mut self, p: PortId) {
+        let i = p.index();
+        if i < MAX_PORTS {
+            self.0[i / 64] &= !(1 << (i % 64));
+        }
+    }
+    /// Membership.
+    #[inline]
+    pub fn contains(&self, p: PortId) -> bool {
+        let i = p.index();
+        i < MAX_PORTS && self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    /// True if empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+    /// Number of ports.
+    pub fn len(&self) -> usize {
+        self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+    /// The ports, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = PortId> + '_ {
+        self.0.iter().enumerate().flat_map(|(wi, &w)| {
+            let mut w = w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let b = w.trailing_zeros();
+                w &= w - 1;
+                Some(PortId((wi * 64) as u32 + b))
+            })
+        })
+    }
+}
+
+impl std::fmt::Debug for PortMask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter().map(|p| p.0)).finish()
+    }
+}
+
+/// Why a frame was dropped. Every drop has one, and a per-port counter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum DropReason {
+    /// The ingress (or the only egress) port is administratively or operationally down.
+    PortDown,
+    /// The frame could not be parsed (truncated or inconsistent headers).
+    Malformed,
+    /// A tagged frame on an access port.
+    Vlan,
+    /// Larger than the ingress or egress port's MTU.
+    Mtu,
+    /// Source MAC not allowed on the port.
+    MacSpoof,
+    /// Source IP not allowed for the source MAC.
+    IpSpoof,
+    /// ARP sender MAC ≠ Ethernet source, or ARP sender IP not allowed.
+    ArpSpoof,
+    /// ND link-layer option ≠ Ethernet source, or NA target not allowed.
+    NdSpoof,
+    /// A router advertisement from a VM port.
+    RaGuard,
+    /// A DHCP server reply from an untrusted port.
+    DhcpGuard,
+    /// Unicast IP to a port that may not receive that destination.
+    DestCheck,
+    /// A GARP/NA claiming a VIP from a port that is not a candidate.
+    VipHijack,
+    /// The MAC table (or the port's share of it) is full: the new MAC is not admitted.
+    FdbFull,
+    /// The destination is behind the ingress port itself.
+    Hairpin,
+    /// Nowhere to send it (flooding with no other port up in the VLAN).
+    NoEgress,
+    /// The egress port refused the frame (I/O error; counted by the datapath).
+    TxError,
+}
+
+impl DropReason {
+    /// All reasons, in counter order.
+    pub const ALL: [DropReason; 16] = [
+        DropReason::PortDown,
+        DropReason::Malformed,
+        DropReason::Vlan,
+        DropReason::Mtu,
+        DropReason::MacSpoof,
+        DropReason::IpSpoof,
+        DropReason::ArpSpoof,
+        DropReason::NdSpoof,
+        DropReason::RaGuard,
+        DropReason::DhcpGuard,
+        DropReason::DestCheck,
+        DropReason::VipHijack,
+        DropReason::FdbFull,
+        DropReason::Hairpin,
+        DropReason::NoEgress,
+        DropReason::TxError,
+    ];
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The counter name (snake_case, as in metrics and `show stats`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::PortDown => "port_down",
+            DropReason::Malformed => "malformed",
+            DropReason::Vlan => "vlan",
+            DropReason::Mtu => "mtu",
+            DropReason::MacSpoof => "mac_spoof",
+            DropReason::IpSpoof => "ip_spoof",
+            DropReason::ArpSpoof => "arp_spoof",
+            DropReason::NdSpoof => "nd_spoof",
+            DropReason::RaGuard => "ra_guard",
+            DropReason::DhcpGuard => "dhcp_guard",
+            DropReason::DestCheck => "dest_check",
+            DropReason::VipHijack => "vip_hijack",
+            DropReason::FdbFull => "fdb_full",
+            DropReason::Hairpin => "hairpin",
+            DropReason::NoEgress => "no_egress",
+            DropReason::TxError => "tx_error",
+        }
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One port as the pipeline sees it.
+#[derive(Clone, Debug)]
+pub struct PortEntry {
+    /// Configured name.
+    pub name: String,
+    /// Source/destination policy.
+    pub policy: PortPolicy,
+    /// Access VLAN (0 = untagged).
+    pub vlan: u16,
+    /// MTU (L3 bytes).
+    pub mtu: u16,
+    /// Administratively up.
+    pub admin_up: bool,
+    /// Operationally up (the device exists and works).
+    pub oper_up: bool,
+    /// IPv6 link-local sources are allowed (the port has IPv6 addresses or VIPs).
+    pub ipv6_enabled: bool,
+    /// Candidate of at least one VIP group.
+    pub is_candidate: bool,
+    /// Up ports of the same VLAN, minus this one: the flood set.
+    pub flood: PortMask,
+    /// Up candidates of this port's VIP groups, minus this one: where its VRRP adverts go.
+    pub vrrp_peers: PortMask,
+    /// Up ports of the same VLAN that are no VIP candidate: where a non-candidate's VRRP
+    /// adverts go (so they can never disturb a declared HA pair).
+    pub non_candidates: PortMask,
+}
+
+impl PortEntry {
+    /// Up = admin up and oper up.
+    #[inline]
+    pub fn is_up(&self) -> bool {
+        self.admin_up && self.oper_up
+    }
+}
+
+/// Recompute the per-port masks after a change of port state or VIP candidacy.
+pub fn recompute_masks(ports: &mut [PortEntry], vips: &VipTable) {
+    let n = ports.len().min(MAX_PORTS);
+    for i in 0..n {
+        let pid = PortId(i as u32);
+        let vlan = ports[i].vlan;
+        let mut flood = PortMask::EMPTY;
+        let mut noncand = PortMask::EMPTY;
+        for (j, q) in ports.iter().enumerate().take(n) {
+            if j != i && q.vlan == vlan && q.is_up() {
+                flood.insert(PortId(j as u32));
+                if vips.groups_of(PortId(j as u32)).is_empty() {
+                    noncand.insert(PortId(j as u32));
+                }
+            }
+        }
+        let mut peers = PortMask::EMPTY;
+        for id in vips.groups_of(pid) {
+            if let Some(g) = vips.group(*id) {
+                for c in g.candidates() {
+                    if flood.contains(*c) {
+                        peers.insert(*c);
+                    }
+                }
+            }
+        }
+        let p = &mut ports[i];
+        p.flood = flood;
+        p.non_candidates = noncand;
+        p.vrrp_peers = peers;
+        p.is_candidate = !vips.groups_of(pid).is_empty();
+    }
+}
+
+/// What the pipeline decides from: immutable except for the FDB, published by the control
+/// thread, loaded by workers once per batch.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Ports, indexed by [`PortId`].
+    pub ports: Arc<Vec<PortEntry>>,
+    /// VIP groups with their current owners.
+    pub vips: Arc<VipTable>,
+    /// The forwarding database (shared across snapshots; concurrently learned).
+    pub fdb: Arc<Fdb>,
+    /// Increments with every published snapshot.
+    pub generation: u64,
+}
+
+/// Per-frame metadata from the port backend.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxMeta {
+    /// The frame is a GSO super-frame (virtio-net header): it will be segmented to the MTU
+    /// by whoever receives it, so the MTU check does not apply to its length.
+    pub gso: bool,
+}
+
+/// The forwarding decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send to one port, rewriting the destination MAC if `rewrite_dst` is set.
+    Forward {
+        /// Egress port.
+        port: PortId,
+        /// New destination MAC (VIP steering to the current owner).
+        rewrite_dst: Option<MacAddr>,
+    },
+    /// Send to each port in the set, unchanged.
+    Flood(PortMask),
+    /// The switch answered the frame itself: send [`Effects::reply`] back out of the
+    /// ingress port; the frame goes nowhere else.
+    Answered,
+    /// Drop, counting the reason on the ingress port.
+    Drop(DropReason),
+}
+
+/// A VIP-related signal for the control thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VipSignal {
+    /// A candidate claimed the group (GARP / ARP reply / NA for one of its addresses).
+    Claim {
+        /// Group.
+        vip: VipId,
+        /// The address claimed.
+        addr: IpAddr,
+        /// Claimant port.
+        port: PortId,
+        /// The MAC it claimed with (ARP sha / NA TLL or Ethernet source).
+        mac: MacAddr,
+    },
+    /// A non-candidate tried to claim: dropped.
+    Hijack {
+        /// Group.
+        vip: VipId,
+        /// The address claimed.
+        addr: IpAddr,
+        /// The offending port.
+        port: PortId,
+        /// Its MAC.
+        mac: MacAddr,
+    },
+}
+
+/// Side effects of one frame, as values.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Effects {
+    /// MAC learning to apply to the FDB.
+    pub learn: Option<Learn>,
+    /// A VIP claim or hijack attempt.
+    pub vip: Option<VipSignal>,
+    /// A frame the switch generated (ARP reply / NA for a VIP), for the ingress port.
+    pub reply: Option<SmallFrame>,
+    /// Why the frame was malformed, when it was.
+    pub malformed: Option<Malformed>,
+}
+
+impl Effects {
+    fn clear(&mut self) {
+        self.learn = None;
+        self.vip = None;
+        self.reply = None;
+        self.malformed = None;
+    }
+}
+
+#[inline]
+fn is_link_local_v6(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80)
+}
+
+#[inline]
+fn src_ip_allowed(
+    snap: &Snapshot,
+    pid: PortId,
+    port: &PortEntry,
+    mac: MacAddr,
+    ip: IpAddr,
+) -> bool {
+    port.policy.ip_allowed(mac, ip) || snap.vips.is_candidate_for(pid, ip)
+}
+
+/// Does the destination check of `port` admit unicast IP to `dst`?
+#[inline]
+fn admits(snap: &Snapshot, pid: PortId, port: &PortEntry, dst: IpAddr) -> bool {
+    if !(port.policy.port_security && port.policy.dest_check) {
+        return true;
+    }
+    match dst {
+        IpAddr::V4(a) if a.is_broadcast() || a.is_multicast() => return true,
+        IpAddr::V6(a) if a.is_multicast() => return true,
+        _ => {}
+    }
+    port.policy.receives(dst)
+        || snap.vips.owns(pid, dst)
+        || (port.ipv6_enabled && is_link_local_v6(dst))
+}
+
+/// The source check (SEMANTICS.md §3). `Ok` if the frame may enter.
+fn source_check(
+    snap: &Snapshot,
+    pid: PortId,
+    port: &PortEntry,
+    f: &FrameFacts,
+) -> Result<(), DropReason> {
+    let pol = &port.policy;
+    if !pol.mac_allowed(f.src) {
+        return Err(DropReason::MacSpoof);
+    }
+    match &f.l3 {
+        L3::Arp(a) => {
+            if a.sha != f.src {
+                return Err(DropReason::ArpSpoof);
+            }
+            if !a.spa.is_unspecified() && !src_ip_allowed(snap, pid, port, f.src, IpAddr::V4(a.spa))
+            {
+                // A claim for a VIP from a non-candidate is reported as a hijack, not as a
+                // plain ARP spoof: the caller checks VIP addresses first.
+                return Err(DropReason::ArpSpoof);
+            }
+        }
+        L3::Ipv4(ip) => {
+            let ok = src_ip_allowed(snap, pid, port, f.src, ip.src)
+                || (ip.src.is_unspecified() && ip.is_dhcp4_client());
+            if !ok {
+                return Err(DropReason::IpSpoof);
+            }
+            if ip.is_dhcp4_server() && !pol.dhcp_server {
+                return Err(DropReason::DhcpGuard);
+            }
+        }
+        L3::Ipv6(ip) => {
+            let icmp = matches!(ip.l4, L4::Icmpv6(_));
+            let ok = src_ip_allowed(snap, pid, port, f.src, ip.src)
+                || (ip.src.is_unspecified() && icmp)
+                || (port.ipv6_enabled && is_link_local_v6(ip.src));
+            if !ok {
+                return Err(DropReason::IpSpoof);
+            }
+            match ip.l4 {
+                L4::Icmpv6(Icmpv6Info::RouterAdvert) => return Err(DropReason::RaGuard),
+                L4::Icmpv6(Icmpv6Info::NeighborSolicit { sll, .. }) => {
+                    if sll.is_some_and(|m| m != f.src) {
+                        return Err(DropReason::NdSpoof);
+                    }
+                }
+                L4::Icmpv6(Icmpv6Info::NeighborAdvert { target, tll, .. }) => {
+                    if tll.is_some_and(|m| m != f.src) {
+                        return Err(DropReason::NdSpoof);
+                    }
+                    let t = IpAddr::V6(target);
+                    let ok = src_ip_allowed(snap, pid, port, f.src, t)
+                        || (port.ipv6_enabled && is_link_local_v6(t));
+                    if !ok {
+                        return Err(DropReason::NdSpoof);
+                    }
+                }
+                _ => {}
+            }
+            if ip.is_dhcp6_server() && !pol.dhcp_server {
+                return Err(DropReason::DhcpGuard);
+            }
+        }
+        L3::Other(_) => {}
+    }
+    Ok(())
+}
+
+/// If the frame claims a VIP address, the group and the address.
+#[inline]
+fn claimed_vip(snap: &Snapshot, f: &FrameFacts) -> Option<(VipId, IpAddr, MacAddr)> {
+    if snap.vips.is_empty() {
+        return None;
+    }
+    match &f.l3 {
+        L3::Arp(a) if a.is_gratuitous_request() || a.op == ArpInfo::REPLY => {
+            let addr = IpAddr::V4(a.spa);
+            snap.vips.lookup(addr).map(|id| (id, addr, a.sha))
+        }
+        L3::Ipv6(IpInfo {
+            l4: L4::Icmpv6(Icmpv6Info::NeighborAdvert { target, tll, .. }),
+            ..
+        }) => {
+            let addr = IpAddr::V6(*target);
+            snap.vips
+                .lookup(addr)
+                .map(|id| (id, addr, tll.unwrap_or(f.src)))
+        }
+        _ => None,
+    }
+}
+
+/// Decide what happens to `frame` arriving on `ingress`.
+pub fn process(
+    snap: &Snapshot,
+    ingress: PortId,
+    frame: &[u8],
+    meta: RxMeta,
+    now: Timestamp,
+    fx: &mut Effects,
+) -> Verdict {
+    fx.clear();
+    let Some(port) = snap.ports.get(ingress.index()) else {
+        return Verdict::Drop(DropReason::PortDown);
+    };
+    if !port.is_up() {
+        return Verdict::Drop(DropReason::PortDown);
+    }
+    let f = match wire::parse(frame) {
+        Ok(f) => f,
+        Err(m) => {
+            fx.malformed = Some(m);
+            return Verdict::Drop(DropReason::Malformed);
+        }
+    };
+    if !meta.gso && frame.len() > usize::from(port.mtu) + usize::from(f.l2_len) {
+        return Verdict::Drop(DropReason::Mtu);
+    }
+    if f.vlan.is_some() {
+        return Verdict::Drop(DropReason::Vlan);
+    }
+    let vlan = port.vlan;
+
+    // VIP claims are judged before the generic source check so that a non-candidate's claim
+    // is reported as what it is: a hijack attempt.
+    let claim = claimed_vip(snap, &f);
+    if let Some((vip, addr, mac)) = claim {
+        let candidate = snap
+            .vips
+            .group(vip)
+            .is_some_and(|g| g.is_candidate(ingress));
+        if !candidate {
+            fx.vip = Some(VipSignal::Hijack {
+                vip,
+                addr,
+                port: ingress,
+                mac: f.src,
+            });
+            return Verdict::Drop(DropReason::VipHijack);
+        }
+        if port.policy.port_security {
+            if let Err(r) = source_check(snap, ingress, port, &f) {
+                return Verdict::Drop(r);
+            }
+        }
+        fx.vip = Some(VipSignal::Claim {
+            vip,
+            addr,
+            port: ingress,
+            mac,
+        });
+    } else if port.policy.port_security {
+        if let Err(r) = source_check(snap, ingress, port, &f) {
+            return Verdict::Drop(r);
+        }
+    }
+
+    // Learning (only frames that passed the source check teach the table).
+    match snap.fdb.check_learn(vlan, f.src, ingress, now) {
+        Ok(Some(op)) => {
+            fx.learn = Some(Learn {
+                vlan,
+                mac: f.src,
+                port: ingress,
+                op,
+            })
+        }
+        Ok(None) => {}
+        Err(()) => {
+            fx.vip = None;
+            return Verdict::Drop(DropReason::FdbFull);
+        }
+    }
+
+    // VRRP adverts stay among the candidates of the sender's groups.
+    if let Some(ip) = f.ip() {
+        if ip.is_vrrp_multicast() {
+            let set = if port.is_candidate {
+                port.vrrp_peers
+            } else {
+                port.non_candidates
+            };
+            return flood_or_drop(set);
+        }
+    }
+
+    // The VIP ARP/ND responder: answer non-candidates from the live owner table.
+    if let Some(v) = answer_vip_query(snap, ingress, &f, fx) {
+        return v;
+    }
+
+    if f.dst.is_multicast() {
+        return flood_or_drop(port.flood);
+    }
+
+    // Unicast IP to a VIP: steer to the (hash-chosen) owner, rewriting the MAC.
+    if let Some(ip) = f.ip() {
+        if let Some(v) = steer_to_vip_owner(snap, ingress, vlan, &f, ip, frame.len(), meta, now) {
+            return v;
+        }
+    }
+
+    match snap.fdb.lookup(vlan, f.dst, now) {
+        Some(out) => {
+            if out == ingress {
+                return Verdict::Drop(DropReason::Hairpin);
+            }
+            let Some(egress) = snap.ports.get(out.index()) else {
+                return flood_unknown(snap, port, &f);
+            };
+            if !egress.is_up() {
+                return Verdict::Drop(DropReason::PortDown);
+            }
+            if let Some(ip) = f.ip() {
+                if !admits(snap, out, egress, ip.dst) {
+                    return Verdict::Drop(DropReason::DestCheck);
+                }
+            }
+            if !meta.gso && frame.len() > usize::from(egress.mtu) + usize::from(f.l2_len) {
+                return Verdict::Drop(DropReason::Mtu);
+            }
+            Verdict::Forward {
+                port: out,
+                rewrite_dst: None,
+            }
+        }
+        None => flood_unknown(snap, port, &f),
+    }
+}
+
+#[inline]
+fn flood_or_drop(set: PortMask) -> Verdict {
+    if set.is_empty() {
+        Verdict::Drop(DropReason::NoEgress)
+    } else {
+        Verdict::Flood(set)
+    }
+}
+
+/// Unknown unicast: flood in the VLAN, but only to ports whose destination check admits it.
+fn flood_unknown(snap: &Snapshot, port: &PortEntry, f: &FrameFacts) -> Verdict {
+    let Some(ip) = f.ip() else {
+        return flood_or_drop(port.flood);
+    };
+    let mut set = port.flood;
+    for p in port.flood.iter() {
+        if let Some(e) = snap.ports.get(p.index()) {
+            if !admits(snap, p, e, ip.dst) {
+                set.remove(p);
+            }
+        }
+    }
+    if set.is_empty() && !port.flood.is_empty() {
+        return Verdict::Drop(DropReason::DestCheck);
+    }
+    flood_or_drop(set)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn steer_to_vip_owner(
+    snap: &Snapshot,
+    ingress: PortId,
+    vlan: u16,
+    f: &FrameFacts,
+    ip: &IpInfo,
+    len: usize,
+    meta: RxMeta,
+    now: Timestamp,
+) -> Option<Verdict> {
+    let (_, g) = snap.vips.lookup_group(ip.dst)?;
+    // A frame addressed to a non-candidate's MAC (a router in front of the VIP) is that
+    // port's business: only frames meant for the VIP at L2 are steered.
+    if let Some(p) = snap.fdb.lookup(vlan, f.dst, now) {
+        if !g.is_candidate(p) {
+            return None;
+        }
+    }
+    let owner = g.select_owner(ip.flow_hash())?;
+    let egress = snap.ports.get(owner.port.index())?;
+    if egress.vlan != vlan {
+        return None;
+    }
+    if owner.port == ingress {
+        return Some(Verdict::Drop(DropReason::Hairpin));
+    }
+    if !egress.is_up() {
+        return Some(Verdict::Drop(DropReason::PortDown));
+    }
+    if !meta.gso && len > usize::from(egress.mtu) + usize::from(f.l2_len) {
+        return Some(Verdict::Drop(DropReason::Mtu));
+    }
+    Some(Verdict::Forward {
+        port: owner.port,
+        rewrite_dst: (f.dst != owner.mac).then_some(owner.mac),
+    })
+}
+
+fn answer_vip_query(
+    snap: &Snapshot,
+    ingress: PortId,
+    f: &FrameFacts,
+    fx: &mut Effects,
+) -> Option<Verdict> {
+    if snap.vips.is_empty() {
+        return None;
+    }
+    match &f.l3 {
+        L3::Arp(a) if a.op == ArpInfo::REQUEST && !a.is_gratuitous_request() => {
+            let (_, g) = snap.vips.lookup_group(IpAddr::V4(a.tpa))?;
+            if g.is_candidate(ingress) {
+                return None;
+            }
+            let mac = g.answer_mac()?;
+            let mut out = SmallFrame::default();
+            frames::arp_reply(&mut out, mac, a.tpa, a.sha, a.spa);
+            fx.reply = Some(out);
+            Some(Verdict::Answered)
+        }
+        L3::Ipv6(ip) => {
+            let L4::Icmpv6(Icmpv6Info::NeighborSolicit { target, sll }) = ip.l4 else {
+                return None;
+            };
+            let (_, g) = snap.vips.lookup_group(IpAddr::V6(target))?;
+            if g.is_candidate(ingress) {
+                return None;
+            }
+            let mac = g.answer_mac()?;
+            let IpAddr::V6(src) = ip.src else {
+                return None;
+            };
+            let mut out = SmallFrame::default();
+            frames::na_reply(&mut out, mac, target, sll.unwrap_or(f.src), src);
+            fx.reply = Some(out);
+            Some(Verdict::Answered)
+        }
+        _ => None,
+    }
+}
