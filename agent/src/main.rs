@@ -1,1 +1,253 @@
-fn main() {}
+//! `vswitch`: the daemon (`run`), the configuration checker (`check-config`), the operator
+//! CLI (`ctl`) and the built-in demo (`demo`).
+
+mod demo;
+mod render;
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use vswitch::config::Config;
+use vswitch::datapath::{Command, Daemon, DaemonOptions};
+
+/// Default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitch.sock";
+
+#[derive(Parser)]
+#[command(
+    name = "vswitch",
+    version,
+    about = "A VIP-aware userspace virtual switch for compute hosts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the switch in the foreground.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Control socket path.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9420).
+        #[arg(long)]
+        metrics: Option<String>,
+        /// Log format on stderr.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Validate a configuration file and explain what it sets up.
+    CheckConfig {
+        /// Configuration file (TOML).
+        file: PathBuf,
+    },
+    /// Talk to a running switch.
+    Ctl {
+        /// Control socket path.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        what: CtlCmd,
+    },
+    /// Run the built-in demo: three VMs as network namespaces on taps (needs root).
+    Demo {
+        /// Keep the demo running at the end until Ctrl-C, to explore with `vswitch ctl`.
+        #[arg(long)]
+        keep: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// Show ports, fdb, vips or stats.
+    Show {
+        #[arg(value_enum)]
+        what: ShowWhat,
+    },
+    /// VIP operations.
+    Vip {
+        #[command(subcommand)]
+        op: VipOp,
+    },
+    /// Set a port administratively up or down.
+    Port {
+        #[arg(value_enum)]
+        state: UpDown,
+        /// Port name.
+        port: String,
+    },
+    /// Re-read the configuration file (an invalid one is refused; the running one stays).
+    Reload,
+    /// Print the Prometheus metrics text.
+    Metrics,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ShowWhat {
+    Ports,
+    Fdb,
+    Vips,
+    Stats,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum UpDown {
+    Up,
+    Down,
+}
+
+#[derive(Subcommand)]
+enum VipOp {
+    /// Make PORT the owner (active-passive) or an owner (active-active), bypassing damping.
+    Move { vip: String, port: String },
+    /// Remove PORT from the owners.
+    Release { vip: String, port: String },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().flatten_event(true).init(),
+    }
+}
+
+fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String> {
+    let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    tracing::info!(config = %config.display(), ports = cfg.ports.len(), vips = cfg.vips.len(), "starting");
+    let daemon = Daemon::start(
+        cfg,
+        DaemonOptions {
+            config_path: Some(config.to_path_buf()),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let stop = daemon.stop_flag();
+    let reload = daemon.reload_flag();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(|e| e.to_string())?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reload).map_err(|e| e.to_string())?;
+    let ctl_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Err(e) = server::serve_control(socket, daemon.control(), ctl_stop.clone()) {
+        daemon.shutdown();
+        return Err(format!("control socket {}: {e}", socket.display()));
+    }
+    tracing::info!(socket = %socket.display(), "control socket ready");
+    if let Some(addr) = metrics {
+        match server::serve_metrics(addr, daemon.control(), ctl_stop.clone()) {
+            Ok(a) => tracing::info!(addr = %a, "metrics at http://{a}/metrics"),
+            Err(e) => {
+                ctl_stop.store(true, Ordering::Relaxed);
+                daemon.shutdown();
+                return Err(format!("metrics {addr}: {e}"));
+            }
+        }
+    }
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tracing::info!("stopping");
+    ctl_stop.store(true, Ordering::Relaxed);
+    daemon.shutdown();
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}
+
+fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
+    let (cmd, kind) = match what {
+        CtlCmd::Show { what } => match what {
+            ShowWhat::Ports => (Command::ShowPorts, "ports"),
+            ShowWhat::Fdb => (Command::ShowFdb, "fdb"),
+            ShowWhat::Vips => (Command::ShowVips, "vips"),
+            ShowWhat::Stats => (Command::ShowStats, "stats"),
+        },
+        CtlCmd::Vip {
+            op: VipOp::Move { vip, port },
+        } => (Command::VipMove { vip, port }, "result"),
+        CtlCmd::Vip {
+            op: VipOp::Release { vip, port },
+        } => (Command::VipRelease { vip, port }, "result"),
+        CtlCmd::Port { state, port } => (
+            Command::PortAdmin {
+                port,
+                up: matches!(state, UpDown::Up),
+            },
+            "result",
+        ),
+        CtlCmd::Reload => (Command::Reload, "result"),
+        CtlCmd::Metrics => (Command::Metrics, "metrics"),
+    };
+    let v = server::call(socket, &cmd)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+    let text = match kind {
+        "ports" => render::ports(&v),
+        "fdb" => render::fdb(&v),
+        "vips" => render::vips(&v),
+        "stats" => render::stats(&v),
+        "metrics" => v.as_str().unwrap_or_default().to_string(),
+        _ => render::result(&v),
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Run {
+            config,
+            socket,
+            metrics,
+            log_format,
+        } => {
+            init_logs(log_format);
+            run(&config, &socket, metrics.as_deref())
+        }
+        Cmd::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                println!("{}: OK\n\n{}", file.display(), c.explain());
+                Ok(())
+            }
+            Err(e) => Err(format!("{}: invalid\n{e}", file.display())),
+        },
+        Cmd::Ctl { socket, json, what } => ctl(&socket, json, what),
+        Cmd::Demo { keep } => demo::run(keep),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vswitch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

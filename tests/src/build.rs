@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use etherparse::{Ethernet2Header, EtherType, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder};
+use etherparse::{EtherType, Ethernet2Header, IpNumber, Ipv4Header, Ipv6Header, PacketBuilder};
 use vip_table::MacAddr;
 use vswitch::frames::{self, SmallFrame};
 
@@ -25,7 +25,15 @@ fn small(f: SmallFrame) -> Vec<u8> {
 }
 
 /// UDP over IPv4 with `len` bytes of payload.
-pub fn udp4(src: MacAddr, dst: MacAddr, sip: &str, dip: &str, sport: u16, dport: u16, len: usize) -> Vec<u8> {
+pub fn udp4(
+    src: MacAddr,
+    dst: MacAddr,
+    sip: &str,
+    dip: &str,
+    sport: u16,
+    dport: u16,
+    len: usize,
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src.0, dst.0)
         .ipv4(ip4(sip).octets(), ip4(dip).octets(), 64)
         .udp(sport, dport);
@@ -36,7 +44,14 @@ pub fn udp4(src: MacAddr, dst: MacAddr, sip: &str, dip: &str, sport: u16, dport:
 }
 
 /// TCP SYN over IPv4.
-pub fn tcp4_syn(src: MacAddr, dst: MacAddr, sip: &str, dip: &str, sport: u16, dport: u16) -> Vec<u8> {
+pub fn tcp4_syn(
+    src: MacAddr,
+    dst: MacAddr,
+    sip: &str,
+    dip: &str,
+    sport: u16,
+    dport: u16,
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src.0, dst.0)
         .ipv4(ip4(sip).octets(), ip4(dip).octets(), 64)
         .tcp(sport, dport, 1000, 65535)
@@ -57,7 +72,15 @@ pub fn ping4(src: MacAddr, dst: MacAddr, sip: &str, dip: &str) -> Vec<u8> {
 }
 
 /// UDP over IPv6.
-pub fn udp6(src: MacAddr, dst: MacAddr, sip: &str, dip: &str, sport: u16, dport: u16, len: usize) -> Vec<u8> {
+pub fn udp6(
+    src: MacAddr,
+    dst: MacAddr,
+    sip: &str,
+    dip: &str,
+    sport: u16,
+    dport: u16,
+    len: usize,
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src.0, dst.0)
         .ipv6(ip6(sip).octets(), ip6(dip).octets(), 64)
         .udp(sport, dport);
@@ -67,24 +90,54 @@ pub fn udp6(src: MacAddr, dst: MacAddr, sip: &str, dip: &str, sport: u16, dport:
 }
 
 /// An IPv4 packet with an arbitrary protocol and payload.
-pub fn ipv4_raw(src: MacAddr, dst: MacAddr, sip: &str, dip: &str, proto: u8, ttl: u8, payload: &[u8]) -> Vec<u8> {
+pub fn ipv4_raw(
+    src: MacAddr,
+    dst: MacAddr,
+    sip: &str,
+    dip: &str,
+    proto: u8,
+    ttl: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut v = Vec::new();
-    Ethernet2Header { source: src.0, destination: dst.0, ether_type: EtherType::IPV4 }
-        .write(&mut v)
-        .expect("write to Vec");
-    let h = Ipv4Header::new(payload.len() as u16, ttl, IpNumber(proto), ip4(sip).octets(), ip4(dip).octets())
-        .expect("payload fits");
+    Ethernet2Header {
+        source: src.0,
+        destination: dst.0,
+        ether_type: EtherType::IPV4,
+    }
+    .write(&mut v)
+    .expect("write to Vec");
+    let h = Ipv4Header::new(
+        payload.len() as u16,
+        ttl,
+        IpNumber(proto),
+        ip4(sip).octets(),
+        ip4(dip).octets(),
+    )
+    .expect("payload fits");
     h.write(&mut v).expect("write to Vec");
     v.extend_from_slice(payload);
     v
 }
 
 /// An IPv6 packet with an arbitrary next header and payload.
-pub fn ipv6_raw(src: MacAddr, dst: MacAddr, sip: Ipv6Addr, dip: Ipv6Addr, next: u8, hop: u8, payload: &[u8]) -> Vec<u8> {
+pub fn ipv6_raw(
+    src: MacAddr,
+    dst: MacAddr,
+    sip: Ipv6Addr,
+    dip: Ipv6Addr,
+    next: u8,
+    hop: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut v = Vec::new();
-    Ethernet2Header { source: src.0, destination: dst.0, ether_type: EtherType::IPV6 }
-        .write(&mut v)
-        .expect("write to Vec");
+    Ethernet2Header {
+        source: src.0,
+        destination: dst.0,
+        ether_type: EtherType::IPV6,
+    }
+    .write(&mut v)
+    .expect("write to Vec");
     Ipv6Header {
         traffic_class: 0,
         flow_label: Default::default(),
@@ -105,26 +158,59 @@ pub fn vrrp4(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str) -> Vec<u8> 
     let mut p = vec![0x21, vrid, prio, 1, 0, 1, 0, 0];
     p.extend_from_slice(&ip4(vip).octets());
     p.extend_from_slice(&[0; 8]);
-    ipv4_raw(src, mac("01:00:5e:00:00:12"), sip, "224.0.0.18", 112, 255, &p)
+    ipv4_raw(
+        src,
+        mac("01:00:5e:00:00:12"),
+        sip,
+        "224.0.0.18",
+        112,
+        255,
+        &p,
+    )
 }
 
 /// A VRRPv3 advertisement to ff02::12.
 pub fn vrrp6(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str) -> Vec<u8> {
     let mut p = vec![0x31, vrid, prio, 1, 0, 100, 0, 0];
     p.extend_from_slice(&ip6(vip).octets());
-    ipv6_raw(src, mac("33:33:00:00:00:12"), ip6(sip), ip6("ff02::12"), 112, 255, &p)
+    ipv6_raw(
+        src,
+        mac("33:33:00:00:00:12"),
+        ip6(sip),
+        ip6("ff02::12"),
+        112,
+        255,
+        &p,
+    )
 }
 
 /// ARP request `who-has tpa tell spa` from `src` (sha = src).
 pub fn arp_request(src: MacAddr, spa: &str, tpa: &str) -> Vec<u8> {
     let mut f = SmallFrame::default();
-    frames::arp(&mut f, MacAddr::BROADCAST, src, 1, src, ip4(spa), MacAddr::ZERO, ip4(tpa));
+    frames::arp(
+        &mut f,
+        MacAddr::BROADCAST,
+        src,
+        1,
+        src,
+        ip4(spa),
+        MacAddr::ZERO,
+        ip4(tpa),
+    );
     small(f)
 }
 
 /// ARP with every field explicit.
 #[allow(clippy::too_many_arguments)]
-pub fn arp_raw(eth_src: MacAddr, eth_dst: MacAddr, op: u16, sha: MacAddr, spa: &str, tha: MacAddr, tpa: &str) -> Vec<u8> {
+pub fn arp_raw(
+    eth_src: MacAddr,
+    eth_dst: MacAddr,
+    op: u16,
+    sha: MacAddr,
+    spa: &str,
+    tha: MacAddr,
+    tpa: &str,
+) -> Vec<u8> {
     let mut f = SmallFrame::default();
     frames::arp(&mut f, eth_dst, eth_src, op, sha, ip4(spa), tha, ip4(tpa));
     small(f)
@@ -153,16 +239,53 @@ pub fn garp_zero_tha(src: MacAddr, ip: &str) -> Vec<u8> {
 pub fn ns(src: MacAddr, sip: &str, target: &str, sll: Option<MacAddr>) -> Vec<u8> {
     let t = ip6(target);
     let o = t.octets();
-    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(o[13]), u16::from_be_bytes([o[14], o[15]]));
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    );
     let mut f = SmallFrame::default();
-    frames::nd(&mut f, MacAddr::ipv6_multicast(group), src, ip6(sip), group, 135, 0, t, sll);
+    frames::nd(
+        &mut f,
+        MacAddr::ipv6_multicast(group),
+        src,
+        ip6(sip),
+        group,
+        135,
+        0,
+        t,
+        sll,
+    );
     small(f)
 }
 
 /// Neighbor Advertisement with explicit fields.
-pub fn na(src: MacAddr, dst: MacAddr, sip: &str, dip: &str, target: &str, tll: Option<MacAddr>, flags: u8) -> Vec<u8> {
+pub fn na(
+    src: MacAddr,
+    dst: MacAddr,
+    sip: &str,
+    dip: &str,
+    target: &str,
+    tll: Option<MacAddr>,
+    flags: u8,
+) -> Vec<u8> {
     let mut f = SmallFrame::default();
-    frames::nd(&mut f, dst, src, ip6(sip), ip6(dip), 136, flags, ip6(target), tll);
+    frames::nd(
+        &mut f,
+        dst,
+        src,
+        ip6(sip),
+        ip6(dip),
+        136,
+        flags,
+        ip6(target),
+        tll,
+    );
     small(f)
 }
 
@@ -189,7 +312,15 @@ pub fn dhcp4_offer(src: MacAddr, dst: MacAddr, sip: &str, yiaddr: &str) -> Vec<u
 
 /// A DHCPv4 discover from 0.0.0.0 (udp 68 → 67, broadcast).
 pub fn dhcp4_discover(src: MacAddr) -> Vec<u8> {
-    udp4(src, MacAddr::BROADCAST, "0.0.0.0", "255.255.255.255", 68, 67, 240)
+    udp4(
+        src,
+        MacAddr::BROADCAST,
+        "0.0.0.0",
+        "255.255.255.255",
+        68,
+        67,
+        240,
+    )
 }
 
 /// A DHCPv6 server reply (udp 547 → 546).
@@ -204,4 +335,21 @@ pub fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
     v.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
     v.extend_from_slice(&frame[12..]);
     v
+}
+
+/// `frame` with `bytes` written over it at `at` (to make a header lie).
+pub fn patched(frame: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
+    let mut v = frame.to_vec();
+    v[at..at + bytes.len()].copy_from_slice(bytes);
+    v
+}
+
+/// Router Solicitation from `sip` to all-routers (ff02::2), with an SLL option.
+pub fn rs(src: MacAddr, sip: &str) -> Vec<u8> {
+    let dst = ip6("ff02::2");
+    let mut icmp = vec![133, 0, 0, 0, 0, 0, 0, 0, 1, 1];
+    icmp.extend_from_slice(&src.0);
+    let ck = frames::icmpv6_checksum(ip6(sip), dst, &icmp);
+    icmp[2..4].copy_from_slice(&ck.to_be_bytes());
+    ipv6_raw(src, mac("33:33:00:00:00:02"), ip6(sip), dst, 58, 255, &icmp)
 }

@@ -23,13 +23,21 @@ pub fn describe(frame: &[u8]) -> String {
             } else if a.op == 1 {
                 let _ = write!(s, "ARP who-has {} tell {} (sha {})", a.tpa, a.spa, a.sha);
             } else if a.op == 2 {
-                let _ = write!(s, "ARP reply {} is-at {} (to {} {})", a.spa, a.sha, a.tpa, a.tha);
+                let _ = write!(
+                    s,
+                    "ARP reply {} is-at {} (to {} {})",
+                    a.spa, a.sha, a.tpa, a.tha
+                );
             } else {
                 let _ = write!(s, "ARP op {}", a.op);
             }
         }
         L3::Ipv4(ip) | L3::Ipv6(ip) => {
-            let fam = if matches!(ip.src, IpAddr::V4(_)) { "IPv4" } else { "IPv6" };
+            let fam = if matches!(ip.src, IpAddr::V4(_)) {
+                "IPv4"
+            } else {
+                "IPv6"
+            };
             let _ = write!(s, "{fam} {} > {}", ip.src, ip.dst);
             match ip.l4 {
                 L4::Tcp { sport, dport } => {

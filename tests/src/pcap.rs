@@ -102,8 +102,14 @@ mod tests {
     #[test]
     fn roundtrip() {
         let r = vec![
-            Record { ts_ns: 1_500_000_000, data: vec![1, 2, 3] },
-            Record { ts_ns: 2_000_001_000, data: vec![4; 60] },
+            Record {
+                ts_ns: 1_500_000_000,
+                data: vec![1, 2, 3],
+            },
+            Record {
+                ts_ns: 2_000_001_000,
+                data: vec![4; 60],
+            },
         ];
         assert_eq!(parse(&to_bytes(&r)).unwrap(), r);
         assert!(parse(&[0; 10]).is_err());

@@ -28,7 +28,11 @@ use crate::pcap;
 /// One input of the replay.
 #[derive(Debug)]
 enum Input {
-    Frame { port: PortId, index: usize, data: Vec<u8> },
+    Frame {
+        port: PortId,
+        index: usize,
+        data: Vec<u8>,
+    },
     Event(Vec<String>),
 }
 
@@ -154,7 +158,11 @@ pub fn run(dir: &Path) -> Result<String, String> {
     let mut out = String::new();
     let mut ob = Vec::new();
     let mut fx = Effects::default();
-    let _ = writeln!(out, "# scenario {}", dir.file_name().map_or("?".into(), |n| n.to_string_lossy()));
+    let _ = writeln!(
+        out,
+        "# scenario {}",
+        dir.file_name().map_or("?".into(), |n| n.to_string_lossy())
+    );
     let tick_until = |sw: &mut Switch, t: Timestamp, out: &mut String, ob: &mut Vec<Outbound>| {
         for _ in 0..1000 {
             let d = sw.next_deadline();
@@ -197,7 +205,9 @@ pub fn run(dir: &Path) -> Result<String, String> {
                             c.tx(data.len());
                         }
                         match rewrite_dst {
-                            Some(m) => format!("forward {} (dst mac rewritten to {m})", sw.port_name(port)),
+                            Some(m) => {
+                                format!("forward {} (dst mac rewritten to {m})", sw.port_name(port))
+                            }
                             None => format!("forward {}", sw.port_name(port)),
                         }
                     }
@@ -257,7 +267,10 @@ pub fn run(dir: &Path) -> Result<String, String> {
                     "admin-down" | "admin-up" => sw
                         .set_port_admin(arg(1), arg(0) == "admin-up", now, &mut ob)
                         .map_err(|e| e.to_string()),
-                    "vip-move" => sw.vip_move(arg(1), arg(2), now, &mut ob).map(|_| ()).map_err(|e| e.to_string()),
+                    "vip-move" => sw
+                        .vip_move(arg(1), arg(2), now, &mut ob)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
                     "vip-release" => sw
                         .vip_release(arg(1), arg(2), now, &mut ob)
                         .map(|_| ())
@@ -289,15 +302,22 @@ pub fn run(dir: &Path) -> Result<String, String> {
             "vip {} [{}]: owners {} epoch {} moves {} pending {} hijacks {}",
             g.name(),
             g.mode(),
-            if owners.is_empty() { "none".to_string() } else { owners.join(", ") },
+            if owners.is_empty() {
+                "none".to_string()
+            } else {
+                owners.join(", ")
+            },
             g.epoch(),
             g.history().count(),
-            g.pending().map_or("none".to_string(), |p| sw.port_name(p.port).to_string()),
+            g.pending()
+                .map_or("none".to_string(), |p| sw.port_name(p.port).to_string()),
             g.hijack_count()
         );
     }
     for (i, p) in sw.ports().iter().enumerate() {
-        let Some(c) = sw.counters(PortId(i as u32)) else { continue };
+        let Some(c) = sw.counters(PortId(i as u32)) else {
+            continue;
+        };
         let v = c.values();
         let drops: Vec<String> = v
             .drops
@@ -312,7 +332,11 @@ pub fn run(dir: &Path) -> Result<String, String> {
             v.rx_frames,
             v.tx_frames,
             v.answered,
-            if drops.is_empty() { "-".to_string() } else { drops.join(" ") }
+            if drops.is_empty() {
+                "-".to_string()
+            } else {
+                drops.join(" ")
+            }
         );
     }
     Ok(out)
@@ -340,8 +364,12 @@ pub fn check(dir: &Path) -> Result<(), String> {
         std::fs::write(&exp_path, &got).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    let want = std::fs::read_to_string(&exp_path)
-        .map_err(|e| format!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", exp_path.display()))?;
+    let want = std::fs::read_to_string(&exp_path).map_err(|e| {
+        format!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            exp_path.display()
+        )
+    })?;
     if got != want {
         let mut diff = String::new();
         for (i, (a, b)) in want.lines().zip(got.lines()).enumerate() {
@@ -351,9 +379,16 @@ pub fn check(dir: &Path) -> Result<(), String> {
             }
         }
         if diff.is_empty() {
-            diff = format!("length differs: expected {} lines, got {}", want.lines().count(), got.lines().count());
+            diff = format!(
+                "length differs: expected {} lines, got {}",
+                want.lines().count(),
+                got.lines().count()
+            );
         }
-        return Err(format!("{}: transcript differs from expected.txt\n{diff}\n--- full transcript ---\n{got}", dir.display()));
+        return Err(format!(
+            "{}: transcript differs from expected.txt\n{diff}\n--- full transcript ---\n{got}",
+            dir.display()
+        ));
     }
     Ok(())
 }

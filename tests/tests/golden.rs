@@ -12,14 +12,23 @@ fn root() -> PathBuf {
 #[test]
 fn every_scenario_matches_its_golden_transcript() {
     let dirs = replay::scenario_dirs(&root());
-    assert!(dirs.len() >= scenarios::all().len(), "scenario directories missing: run gen-scenarios");
+    assert!(
+        dirs.len() >= scenarios::all().len(),
+        "scenario directories missing: run gen-scenarios"
+    );
     let mut failures = Vec::new();
     for d in &dirs {
         if let Err(e) = replay::check(d) {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), dirs.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]

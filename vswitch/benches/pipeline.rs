@@ -1,1 +1,450 @@
-fn main() {}
+//! Criterion benchmark of the pure forwarding decision, `pipeline::process`, per frame class.
+//!
+//! Setup (built through the public API, see docs/benchmarks.md):
+//! - 256 ports in 16 VLANs of 16 ports each (VLAN 10..=25), each with a MAC, a fixed IPv4
+//!   and a fixed IPv6 address; every 16th port also has an allowed-address-pair with its own
+//!   MAC and a /24;
+//! - 10,000 active-passive VIP groups (2 candidates each, in one VLAN; one IPv4 address in
+//!   10.128.0.0/16 and one IPv6 address in fd80::/64), 1 in 10 with an initial owner;
+//! - 8 active-active groups with 3 owners each;
+//! - 65,536 learned MACs spread over all ports, learned `now - 1 s` so that no frame needs a
+//!   refresh (steady state).
+//!
+//! Every frame is pre-built and its verdict checked once before it is measured; one
+//! `Effects` is reused across iterations and nothing is applied.
+
+use std::hint::black_box;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use etherparse::PacketBuilder;
+use vip_table::{MacAddr, PortId, Timestamp};
+use vswitch::config::Config;
+use vswitch::control::Switch;
+use vswitch::fdb::{Learn, LearnOp};
+use vswitch::frames::{self, SmallFrame};
+use vswitch::pipeline::{process, DropReason, Effects, RxMeta, Verdict};
+
+const PORTS: usize = 256;
+const PORTS_PER_VLAN: usize = 16;
+const VLANS: usize = PORTS / PORTS_PER_VLAN;
+const AP_GROUPS: usize = 10_000;
+const AA_GROUPS: usize = 8;
+const LEARNED_MACS: usize = 65_536;
+
+fn vlan_of(i: usize) -> u16 {
+    10 + (i / PORTS_PER_VLAN) as u16
+}
+fn port_mac(i: usize) -> MacAddr {
+    MacAddr([0x02, 0x00, 0x00, 0x00, (i >> 8) as u8, i as u8])
+}
+fn port_ip4(i: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 0, 0)) + i as u32 + 1)
+}
+fn port_ip6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, i as u16 + 1)
+}
+fn has_pair(i: usize) -> bool {
+    i % PORTS_PER_VLAN == 0
+}
+fn pair_mac(i: usize) -> MacAddr {
+    MacAddr([0x02, 0xaa, 0x00, 0x00, (i >> 8) as u8, i as u8])
+}
+fn pair_net(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 200, i as u8, 0)
+}
+/// The two candidates of A/P group `k`: neighbours within one VLAN.
+fn ap_candidates(k: usize) -> [usize; 2] {
+    let v = k % VLANS;
+    let j = (k / VLANS) % PORTS_PER_VLAN;
+    [
+        v * PORTS_PER_VLAN + j,
+        v * PORTS_PER_VLAN + (j + 1) % PORTS_PER_VLAN,
+    ]
+}
+fn ap_owned(k: usize) -> bool {
+    k % 10 == 0
+}
+fn ap_ip4(k: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + k as u32 + 1)
+}
+fn ap_ip6(k: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd80, 0, 0, 0, 0, 0, 0, k as u16 + 1)
+}
+/// The three candidates (and owners) of A/A group `k`: ports 8..=10 of VLAN `k`.
+fn aa_candidates(k: usize) -> [usize; 3] {
+    let b = (k % VLANS) * PORTS_PER_VLAN + 8;
+    [b, b + 1, b + 2]
+}
+fn aa_ip4(k: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 129, 0, k as u8 + 1)
+}
+fn aa_ip6(k: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd81, 0, 0, 0, 0, 0, 0, k as u16 + 1)
+}
+fn learned_mac(n: usize) -> MacAddr {
+    MacAddr([0x02, 0x10, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8])
+}
+fn learned_port(n: usize) -> usize {
+    n % PORTS
+}
+
+fn config_toml() -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(4 << 20);
+    let _ = writeln!(
+        s,
+        "[switch]\nmac_aging_secs = 300\nfdb_size = {}\nfdb_port_limit = {}\n",
+        LEARNED_MACS * 2,
+        LEARNED_MACS
+    );
+    for i in 0..PORTS {
+        let _ = writeln!(
+            s,
+            "[[port]]\nname = \"p{i}\"\ntap = \"tap-p{i}\"\nmac = \"{}\"\nvlan = {}\n\
+             ips = [\"{}/16\", \"{}/64\"]",
+            port_mac(i),
+            vlan_of(i),
+            port_ip4(i),
+            port_ip6(i)
+        );
+        if has_pair(i) {
+            let _ = writeln!(
+                s,
+                "allowed_address_pairs = [{{ ip = \"{}/24\", mac = \"{}\" }}]",
+                pair_net(i),
+                pair_mac(i)
+            );
+        }
+        s.push('\n');
+    }
+    for k in 0..AP_GROUPS {
+        let [a, b] = ap_candidates(k);
+        let _ = writeln!(
+            s,
+            "[[vip]]\nname = \"ap{k}\"\nmode = \"active-passive\"\n\
+             addresses = [\"{}\", \"{}\"]\ncandidates = [\"p{a}\", \"p{b}\"]",
+            ap_ip4(k),
+            ap_ip6(k)
+        );
+        if ap_owned(k) {
+            let _ = writeln!(s, "owner = \"p{a}\"");
+        }
+        s.push('\n');
+    }
+    for k in 0..AA_GROUPS {
+        let [a, b, c] = aa_candidates(k);
+        let _ = writeln!(
+            s,
+            "[[vip]]\nname = \"aa{k}\"\nmode = \"active-active\"\n\
+             addresses = [\"{}\", \"{}\"]\ncandidates = [\"p{a}\", \"p{b}\", \"p{c}\"]\n\
+             owners = [\"p{a}\", \"p{b}\", \"p{c}\"]\n",
+            aa_ip4(k),
+            aa_ip6(k)
+        );
+    }
+    s
+}
+
+fn udp4(src: MacAddr, dst: MacAddr, sip: Ipv4Addr, dip: Ipv4Addr, len: usize) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src.0, dst.0)
+        .ipv4(sip.octets(), dip.octets(), 64)
+        .udp(40000, 5000);
+    let mut v = Vec::with_capacity(b.size(len));
+    b.write(&mut v, &vec![0x5a; len]).expect("write to Vec");
+    v
+}
+
+fn udp6(src: MacAddr, dst: MacAddr, sip: Ipv6Addr, dip: Ipv6Addr, len: usize) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src.0, dst.0)
+        .ipv6(sip.octets(), dip.octets(), 64)
+        .udp(40000, 5000);
+    let mut v = Vec::with_capacity(b.size(len));
+    b.write(&mut v, &vec![0x5a; len]).expect("write to Vec");
+    v
+}
+
+fn arp_request(src: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+    let mut f = SmallFrame::default();
+    frames::arp(
+        &mut f,
+        MacAddr::BROADCAST,
+        src,
+        1,
+        src,
+        spa,
+        MacAddr::ZERO,
+        tpa,
+    );
+    f.as_bytes().to_vec()
+}
+
+fn garp(src: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
+    let mut f = SmallFrame::default();
+    frames::garp(&mut f, src, ip);
+    f.as_bytes().to_vec()
+}
+
+fn ns(src: MacAddr, sip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let o = target.octets();
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    );
+    let mut f = SmallFrame::default();
+    frames::nd(
+        &mut f,
+        MacAddr::ipv6_multicast(group),
+        src,
+        sip,
+        group,
+        135,
+        0,
+        target,
+        Some(src),
+    );
+    f.as_bytes().to_vec()
+}
+
+/// One measured frame class.
+struct Case {
+    name: &'static str,
+    ingress: PortId,
+    frame: Vec<u8>,
+    check: fn(&Verdict, &Effects) -> bool,
+}
+
+fn forward(v: &Verdict, fx: &Effects) -> bool {
+    matches!(
+        v,
+        Verdict::Forward {
+            rewrite_dst: None,
+            ..
+        }
+    ) && fx.learn.is_none()
+}
+fn forward_rewrite(v: &Verdict, fx: &Effects) -> bool {
+    matches!(
+        v,
+        Verdict::Forward {
+            rewrite_dst: Some(_),
+            ..
+        }
+    ) && fx.learn.is_none()
+}
+fn flood(v: &Verdict, fx: &Effects) -> bool {
+    matches!(v, Verdict::Flood(m) if m.len() == PORTS_PER_VLAN - 1) && fx.learn.is_none()
+}
+fn answered(v: &Verdict, fx: &Effects) -> bool {
+    *v == Verdict::Answered && fx.reply.is_some()
+}
+fn ip_spoof(v: &Verdict, _: &Effects) -> bool {
+    *v == Verdict::Drop(DropReason::IpSpoof)
+}
+fn malformed(v: &Verdict, fx: &Effects) -> bool {
+    *v == Verdict::Drop(DropReason::Malformed) && fx.malformed.is_some()
+}
+fn garp_claim(v: &Verdict, fx: &Effects) -> bool {
+    flood(v, fx) && matches!(fx.vip, Some(vswitch::pipeline::VipSignal::Claim { .. }))
+}
+
+fn setup() -> (Switch, Timestamp, Vec<Case>) {
+    let t0 = Timestamp::from_secs(1_000);
+    let now = t0 + Duration::from_secs(1);
+    let cfg = Config::from_toml_str(&config_toml()).expect("bench config is valid");
+    let sw = Switch::new(cfg, t0).expect("switch");
+    let fdb = sw.fdb();
+    for n in 0..LEARNED_MACS {
+        let p = learned_port(n);
+        fdb.learn(
+            &Learn {
+                vlan: vlan_of(p),
+                mac: learned_mac(n),
+                port: PortId(p as u32),
+                op: LearnOp::Insert,
+            },
+            t0,
+        );
+    }
+    // The address-pair MACs have talked before: learned, like any VM MAC not in config.
+    for i in (0..PORTS).filter(|&i| has_pair(i)) {
+        fdb.learn(
+            &Learn {
+                vlan: vlan_of(i),
+                mac: pair_mac(i),
+                port: PortId(i as u32),
+                op: LearnOp::Insert,
+            },
+            t0,
+        );
+    }
+    assert_eq!(fdb.learned_len(), LEARNED_MACS + PORTS / PORTS_PER_VLAN);
+
+    let pid = |i: usize| PortId(i as u32);
+    let mut cases = Vec::new();
+
+    // 1. Known unicast UDP/IPv4, learned source (pair MAC of port 32) to a learned MAC
+    //    behind port 33 at its fixed IP. 64-byte payload.
+    let (a, b) = (32, 33);
+    let dst_mac = learned_mac(
+        (0..LEARNED_MACS)
+            .find(|n| learned_port(*n) == b)
+            .expect("mac"),
+    );
+    let mut sip = pair_net(a).octets();
+    sip[3] = 7;
+    cases.push(Case {
+        name: "unicast_udp4",
+        ingress: pid(a),
+        frame: udp4(pair_mac(a), dst_mac, sip.into(), port_ip4(b), 64),
+        check: forward,
+    });
+
+    // 2. Known unicast UDP/IPv6 between two port MACs (static entries).
+    let (a, b) = (34, 35);
+    cases.push(Case {
+        name: "unicast_udp6",
+        ingress: pid(a),
+        frame: udp6(port_mac(a), port_mac(b), port_ip6(a), port_ip6(b), 64),
+        check: forward,
+    });
+
+    // 3. Broadcast ARP request for a neighbour: flooded to the other 15 ports of the VLAN.
+    let (a, b) = (36, 37);
+    cases.push(Case {
+        name: "arp_broadcast_flood",
+        ingress: pid(a),
+        frame: arp_request(port_mac(a), port_ip4(a), port_ip4(b)),
+        check: flood,
+    });
+
+    // An owned A/P group in VLAN 10 (ports 0..16) and a non-candidate client there.
+    let k = (0..AP_GROUPS)
+        .find(|&k| ap_owned(k) && k > 5_000 && ap_candidates(k)[0] / PORTS_PER_VLAN == 2)
+        .expect("group");
+    let [owner, standby] = ap_candidates(k);
+    let client = (32..48)
+        .find(|&i| i != owner && i != standby && !has_pair(i))
+        .expect("client");
+
+    // 4. ARP request for the VIP from a non-candidate: answered with the owner's MAC.
+    cases.push(Case {
+        name: "arp_vip_answered",
+        ingress: pid(client),
+        frame: arp_request(port_mac(client), port_ip4(client), ap_ip4(k)),
+        check: answered,
+    });
+
+    // 4b. The IPv6 equivalent: NS for the VIP's IPv6 address, answered with an NA.
+    cases.push(Case {
+        name: "ns_vip_answered",
+        ingress: pid(client),
+        frame: ns(port_mac(client), port_ip6(client), ap_ip6(k)),
+        check: answered,
+    });
+
+    // 5. Unicast UDP to the A/P VIP, addressed to the standby's MAC (a stale neighbour
+    //    entry): steered to the owner with a MAC rewrite.
+    cases.push(Case {
+        name: "udp4_to_ap_vip",
+        ingress: pid(client),
+        frame: udp4(
+            port_mac(client),
+            port_mac(standby),
+            port_ip4(client),
+            ap_ip4(k),
+            64,
+        ),
+        check: forward_rewrite,
+    });
+
+    // 6. Unicast UDP to an A/A VIP at its virtual MAC: rendezvous hash over 3 owners.
+    let aa = 2;
+    let aa_mac = vswitch::config::derived_virtual_mac(&format!("aa{aa}"));
+    let aa_client = (aa * PORTS_PER_VLAN..(aa + 1) * PORTS_PER_VLAN)
+        .find(|i| !aa_candidates(aa).contains(i) && !has_pair(*i))
+        .expect("client");
+    cases.push(Case {
+        name: "udp4_to_aa_vip",
+        ingress: pid(aa_client),
+        frame: udp4(
+            port_mac(aa_client),
+            aa_mac,
+            port_ip4(aa_client),
+            aa_ip4(aa),
+            64,
+        ),
+        check: forward_rewrite,
+    });
+
+    // 7. IP spoof: a VM sends from its neighbour's address.
+    let (a, b) = (40, 41);
+    cases.push(Case {
+        name: "drop_ip_spoof",
+        ingress: pid(a),
+        frame: udp4(port_mac(a), port_mac(b), port_ip4(b), port_ip4(b), 64),
+        check: ip_spoof,
+    });
+
+    // 8. Malformed: IPv4 total length larger than the frame.
+    let mut bad = udp4(port_mac(a), port_mac(b), port_ip4(a), port_ip4(b), 64);
+    bad[16..18].copy_from_slice(&1400u16.to_be_bytes());
+    cases.push(Case {
+        name: "drop_malformed",
+        ingress: pid(a),
+        frame: bad,
+        check: malformed,
+    });
+
+    // 9. GARP from the current owner of the A/P VIP: claim (refresh), flooded.
+    cases.push(Case {
+        name: "garp_owner_claim",
+        ingress: pid(owner),
+        frame: garp(port_mac(owner), ap_ip4(k)),
+        check: garp_claim,
+    });
+
+    // Sanity: every case yields the verdict it is meant to measure.
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    for c in &cases {
+        let v = process(&snap, c.ingress, &c.frame, RxMeta::default(), now, &mut fx);
+        assert!((c.check)(&v, &fx), "{}: {v:?} {fx:?}", c.name);
+    }
+    (sw, now, cases)
+}
+
+fn bench_process(c: &mut Criterion) {
+    let (sw, now, cases) = setup();
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    let mut g = c.benchmark_group("process");
+    g.throughput(Throughput::Elements(1));
+    for case in &cases {
+        g.bench_function(case.name, |b| {
+            b.iter(|| {
+                black_box(process(
+                    black_box(&snap),
+                    black_box(case.ingress),
+                    black_box(&case.frame),
+                    RxMeta::default(),
+                    black_box(now),
+                    &mut fx,
+                ))
+            })
+        });
+    }
+    g.finish();
+    // Keep the effects observable so the optimiser cannot drop their writes.
+    black_box(&fx);
+}
+
+criterion_group!(benches, bench_process);
+criterion_main!(benches);

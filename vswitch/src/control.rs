@@ -130,7 +130,8 @@ pub struct Switch {
     ports: Vec<PortEntry>,
     ports_arc: Arc<Vec<PortEntry>>,
     by_name: HashMap<String, PortId>,
-    counters: Vec<Arc<PortCounters>>,
+    counters: Arc<Vec<Arc<PortCounters>>>,
+    layout: u64,
     vips: VipTable,
     fdb: Arc<Fdb>,
     snapshot: Arc<Snapshot>,
@@ -229,16 +230,20 @@ impl Switch {
             .enumerate()
             .map(|(i, p)| (p.name.clone(), PortId(i as u32)))
             .collect();
-        let counters = ports
-            .iter()
-            .map(|_| Arc::new(PortCounters::default()))
-            .collect();
+        let counters: Arc<Vec<Arc<PortCounters>>> = Arc::new(
+            ports
+                .iter()
+                .map(|_| Arc::new(PortCounters::default()))
+                .collect(),
+        );
         let ports_arc = Arc::new(ports.clone());
         let snapshot = Arc::new(Snapshot {
             ports: ports_arc.clone(),
             vips: Arc::new(vips.clone()),
             fdb: fdb.clone(),
             generation: 1,
+            layout: 1,
+            counters: counters.clone(),
         });
         Ok(Switch {
             next_sweep: now + config.switch.mac_aging / 4,
@@ -247,6 +252,7 @@ impl Switch {
             ports_arc,
             by_name,
             counters,
+            layout: 1,
             vips,
             fdb,
             snapshot,
@@ -291,6 +297,10 @@ impl Switch {
     pub fn fdb(&self) -> &Arc<Fdb> {
         &self.fdb
     }
+    /// The current port layout version (see [`Snapshot::layout`]).
+    pub fn layout(&self) -> u64 {
+        self.layout
+    }
     /// Events since the last call.
     pub fn take_events(&mut self) -> Vec<SwitchEvent> {
         std::mem::take(&mut self.events)
@@ -306,6 +316,8 @@ impl Switch {
             vips: Arc::new(self.vips.clone()),
             fdb: self.fdb.clone(),
             generation: self.generation,
+            layout: self.layout,
+            counters: self.counters.clone(),
         });
     }
 
@@ -629,8 +641,9 @@ impl Switch {
         self.config = config;
         self.ports = ports;
         self.vips = vips;
-        self.counters = counters;
+        self.counters = Arc::new(counters);
         self.fdb = fdb;
+        self.layout += 1;
         self.publish(true);
         Ok(report)
     }

@@ -66,14 +66,14 @@ impl PortCounters {
     }
     /// Count a drop.
     #[inline]
-    pub fn drop(&self, r: DropReason) {
+    pub fn count_drop(&self, r: DropReason) {
         self.drops[r as usize].fetch_add(1, Ordering::Relaxed);
     }
     /// Count what a verdict says about the ingress side (drops and answers).
     #[inline]
     pub fn verdict(&self, v: &Verdict) {
         match v {
-            Verdict::Drop(r) => self.drop(*r),
+            Verdict::Drop(r) => self.count_drop(*r),
             Verdict::Answered => {
                 self.answered.fetch_add(1, Ordering::Relaxed);
             }

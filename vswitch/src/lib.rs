@@ -1,2 +1,26 @@
-//! vswitch datapath library.
+//! # vswitch
+//!
+//! The datapath library of a userspace virtual switch for cloud compute hosts: VMs attach
+//! through tap devices (or existing interfaces); the switch forwards Ethernet between them,
+//! enforces per-port source/destination checks and allowed-address-pairs, and keeps a table
+//! of virtual IPs that move between HA candidates on gratuitous ARP / unsolicited NA.
+//!
+//! Layers (dependencies point down only):
+//! - [`wire`]: untrusted bytes → [`wire::FrameFacts`]; never panics;
+//! - [`pipeline`]: the pure decision `process(snapshot, ingress, frame, meta, now)`;
+//! - [`control`]: the single-writer state machine (VIP claims, port state, reloads);
+//! - [`port`]: tap / AF_PACKET / in-memory port backends behind one batch trait;
+//! - [`datapath`]: threads that connect ports, pipeline and control;
+//! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`]: supporting pieces.
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod control;
+pub mod counters;
+pub mod datapath;
+pub mod fdb;
+pub mod frames;
+pub mod metrics;
+pub mod pipeline;
+pub mod port;
+pub mod wire;

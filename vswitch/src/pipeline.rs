@@ -258,6 +258,11 @@ pub struct Snapshot {
     pub fdb: Arc<Fdb>,
     /// Increments with every published snapshot.
     pub generation: u64,
+    /// Increments when port ids are reassigned (a reload): a worker only uses a snapshot
+    /// whose layout matches the port table it holds.
+    pub layout: u64,
+    /// Per-port counters, indexed like `ports`.
+    pub counters: Arc<Vec<Arc<crate::counters::PortCounters>>>,
 }
 
 /// Per-frame metadata from the port backend.

@@ -1,0 +1,83 @@
+//! The file form of the configuration, exactly as serde reads it from TOML.
+//!
+//! Everything the validator can judge with a better message than serde is kept loose
+//! here: numbers are `i64` (so `vlan = -1` is a range error with a field path, not a type
+//! error), addresses and MACs are strings, and required fields are `Option` (so a missing
+//! name is reported together with every other problem). Only the shape — tables, arrays,
+//! value types and field names — is enforced by serde, with `deny_unknown_fields` on
+//! every table.
+
+use serde::Deserialize;
+use vip_table::VipMode;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default)]
+    pub switch: Option<RawSwitch>,
+    #[serde(default, rename = "port")]
+    pub ports: Vec<RawPort>,
+    #[serde(default, rename = "vip")]
+    pub vips: Vec<RawVip>,
+}
+
+/// `[switch]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSwitch {
+    pub mac_aging_secs: Option<i64>,
+    pub fdb_size: Option<i64>,
+    pub fdb_port_limit: Option<i64>,
+    pub mtu: Option<i64>,
+    pub damping_max_moves: Option<i64>,
+    pub damping_window_secs: Option<f64>,
+}
+
+/// `[[port]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPort {
+    pub name: Option<String>,
+    pub tap: Option<String>,
+    pub netdev: Option<String>,
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub ips: Vec<String>,
+    pub vlan: Option<i64>,
+    pub mtu: Option<i64>,
+    pub port_security: Option<bool>,
+    pub dest_check: Option<bool>,
+    pub dhcp_server: Option<bool>,
+    pub admin_up: Option<bool>,
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<RawPair>,
+}
+
+/// One entry of `allowed_address_pairs`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPair {
+    pub ip: Option<String>,
+    pub mac: Option<String>,
+}
+
+/// `[[vip]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVip {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    pub mode: Option<VipMode>,
+    #[serde(default)]
+    pub candidates: Vec<String>,
+    pub owner: Option<String>,
+    pub owners: Option<Vec<String>>,
+    pub release_on_port_loss: Option<bool>,
+    pub vrrp_vrid: Option<i64>,
+    pub virtual_mac: Option<String>,
+    pub damping_max_moves: Option<i64>,
+    pub damping_window_secs: Option<f64>,
+    pub owner_liveness_secs: Option<f64>,
+}

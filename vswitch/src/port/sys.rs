@@ -1,0 +1,322 @@
+//! Small safe wrappers over the libc calls the port backends need.
+//!
+//! Every function takes and returns plain Rust values; the `unsafe` stays here. Errors are
+//! `std::io::Error`s built from errno (no allocation).
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+/// `IFNAMSIZ`: interface names are at most 15 bytes plus NUL.
+pub(crate) const IFNAMSIZ: usize = libc::IFNAMSIZ;
+
+/// An interface name, validated and NUL-terminated, as the kernel wants it in `ifreq`.
+#[derive(Clone, Copy)]
+pub(crate) struct IfName([u8; IFNAMSIZ]);
+
+impl std::fmt::Debug for IfName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(self.as_cstr().to_bytes()))
+    }
+}
+
+impl IfName {
+    /// Validates `name` (1..=15 bytes, no '/', whitespace, ':' or NUL).
+    pub(crate) fn new(name: &str) -> Option<Self> {
+        if name.is_empty()
+            || name.len() >= IFNAMSIZ
+            || name
+                .bytes()
+                .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace())
+        {
+            return None;
+        }
+        let mut out = [0u8; IFNAMSIZ];
+        out[..name.len()].copy_from_slice(name.as_bytes());
+        Some(Self(out))
+    }
+
+    /// Reads the (possibly kernel-rewritten) name back from an `ifreq`.
+    pub(crate) fn from_ifreq(req: &libc::ifreq) -> String {
+        let bytes: Vec<u8> = req
+            .ifr_name
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn as_cstr(&self) -> &CStr {
+        // The constructor guarantees a NUL within the array (len < IFNAMSIZ).
+        CStr::from_bytes_until_nul(&self.0).unwrap_or(c"")
+    }
+
+    /// A zeroed `ifreq` with an empty name (for ioctls that fill the name in).
+    pub(crate) fn empty_ifreq() -> libc::ifreq {
+        // SAFETY: ifreq is a plain C struct/union of integers, arrays and a pointer; all-zero
+        // bytes are a valid value for every field.
+        unsafe { std::mem::zeroed() }
+    }
+
+    /// A zeroed `ifreq` carrying this name.
+    pub(crate) fn ifreq(&self) -> libc::ifreq {
+        // SAFETY: ifreq is a plain C struct/union of integers, arrays and a pointer; all-zero
+        // bytes are a valid value for every field.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        req.ifr_name = self.0.map(|b| b as c_char);
+        req
+    }
+}
+
+/// Converts a `-1`-on-error return into `io::Result`.
+fn cvt(ret: c_int) -> io::Result<c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Converts a `-1`-on-error `ssize_t` return into `io::Result<usize>`.
+fn cvt_size(ret: isize) -> io::Result<usize> {
+    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// `open(path, flags)`.
+pub(crate) fn open(path: &CStr, flags: c_int) -> io::Result<OwnedFd> {
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    let fd = cvt(unsafe { libc::open(path.as_ptr(), flags) })?;
+    // SAFETY: open just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `socket(domain, ty, proto)`.
+pub(crate) fn socket(domain: c_int, ty: c_int, proto: c_int) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cvt(unsafe { libc::socket(domain, ty, proto) })?;
+    // SAFETY: socket just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)`.
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+    // SAFETY: eventfd just returned this fd to us; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Adds 1 to an eventfd counter.
+pub(crate) fn eventfd_signal(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let one = 1u64.to_ne_bytes();
+    write(fd, &one).map(|_| ())
+}
+
+/// Resets an eventfd counter to 0 (no error if it already was).
+pub(crate) fn eventfd_reset(fd: BorrowedFd<'_>) {
+    let mut buf = [0u8; 8];
+    // EAGAIN (counter already 0) is the only expected error and means the same thing.
+    let _ = read(fd, &mut buf);
+}
+
+/// An ioctl whose argument is a pointer to `ifreq`.
+pub(crate) fn ioctl_ifreq(
+    fd: BorrowedFd<'_>,
+    request: libc::Ioctl,
+    req: &mut libc::ifreq,
+) -> io::Result<()> {
+    // SAFETY: every ifreq ioctl used here reads/writes at most sizeof(ifreq) bytes through the
+    // pointer, which is valid and exclusively borrowed for the call.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), request, std::ptr::from_mut(req)) }).map(|_| ())
+}
+
+/// An ioctl whose argument is an integer passed by value (TUNSETOFFLOAD).
+pub(crate) fn ioctl_value(
+    fd: BorrowedFd<'_>,
+    request: libc::Ioctl,
+    value: libc::c_ulong,
+) -> io::Result<()> {
+    // SAFETY: the request takes its argument by value; no memory is accessed through it.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), request, value) }).map(|_| ())
+}
+
+/// An ioctl whose argument is a pointer to an `int` the kernel reads (TUNSETVNETHDRSZ).
+pub(crate) fn ioctl_int_ptr(
+    fd: BorrowedFd<'_>,
+    request: libc::Ioctl,
+    value: c_int,
+) -> io::Result<()> {
+    let mut v = value;
+    // SAFETY: the kernel reads one int through the pointer, which is valid for the call.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), request, std::ptr::from_mut(&mut v)) }).map(|_| ())
+}
+
+/// `setsockopt(fd, level, name, &value, sizeof value)` for any plain-data option value.
+pub(crate) fn setsockopt<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: c_int,
+    name: c_int,
+    value: &T,
+) -> io::Result<()> {
+    let len = libc::socklen_t::try_from(std::mem::size_of::<T>())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: the pointer refers to `len` readable bytes of a Copy (plain-data) value.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_ref(value).cast::<c_void>(),
+            len,
+        )
+    })
+    .map(|_| ())
+}
+
+/// `bind` to a link-layer address.
+pub(crate) fn bind_ll(fd: BorrowedFd<'_>, addr: &libc::sockaddr_ll) -> io::Result<()> {
+    // SAFETY: addr points to a valid sockaddr_ll of the size passed.
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            std::ptr::from_ref(addr).cast::<libc::sockaddr>(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// `read(fd, buf)`.
+pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    cvt_size(unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast::<c_void>(), buf.len()) })
+}
+
+/// `write(fd, buf)`.
+pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for reads of buf.len() bytes.
+    cvt_size(unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast::<c_void>(), buf.len()) })
+}
+
+fn iovec(buf: &[u8]) -> libc::iovec {
+    libc::iovec {
+        iov_base: buf.as_ptr().cast_mut().cast::<c_void>(),
+        iov_len: buf.len(),
+    }
+}
+
+/// `writev(fd, [a, b])`: header and frame in one call without copying.
+pub(crate) fn writev2(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    let iov = [iovec(a), iovec(b)];
+    // SAFETY: both iovecs point to live slices; the kernel only reads through them.
+    cvt_size(unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) })
+}
+
+/// `sendmsg(fd, [a, b], MSG_DONTWAIT)` on a bound socket (no destination address).
+pub(crate) fn send2(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    let mut iov = [iovec(a), iovec(b)];
+    // SAFETY: msghdr is plain data; all-zero is valid (no name, no control).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = 2;
+    // SAFETY: msg and the iovecs it points to are valid for the call; the kernel only reads
+    // the frame bytes.
+    cvt_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) })
+}
+
+/// `send(fd, buf, MSG_DONTWAIT)`.
+pub(crate) fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for reads of buf.len() bytes.
+    cvt_size(unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            buf.as_ptr().cast::<c_void>(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    })
+}
+
+/// `recvmmsg(fd, msgs, MSG_DONTWAIT)`; the caller built `msgs` with pointers into buffers it
+/// keeps exclusively borrowed until this returns.
+///
+/// # Safety
+/// Every `msg_hdr` in `msgs` must point (name, iov, control) to memory valid for writes of
+/// the advertised lengths for the duration of the call.
+pub(crate) unsafe fn recvmmsg(fd: BorrowedFd<'_>, msgs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    let n = libc::c_uint::try_from(msgs.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: the caller guarantees the pointers inside msgs; msgs itself is valid for n entries.
+    let ret = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            n,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// `sendmmsg(fd, msgs, MSG_DONTWAIT)`.
+///
+/// # Safety
+/// Every `msg_hdr` in `msgs` must point to iovecs and data valid for reads for the duration
+/// of the call.
+pub(crate) unsafe fn sendmmsg(fd: BorrowedFd<'_>, msgs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    let n = libc::c_uint::try_from(msgs.len()).unwrap_or(libc::c_uint::MAX);
+    // SAFETY: the caller guarantees the pointers inside msgs; msgs itself is valid for n entries.
+    let ret = unsafe { libc::sendmmsg(fd.as_raw_fd(), msgs.as_mut_ptr(), n, libc::MSG_DONTWAIT) };
+    usize::try_from(ret).map_err(|_| io::Error::last_os_error())
+}
+
+/// The ifindex of `name` in the current network namespace.
+pub(crate) fn if_nametoindex(name: &IfName) -> io::Result<u32> {
+    // SAFETY: the name is NUL-terminated and lives for the call.
+    let idx = unsafe { libc::if_nametoindex(name.as_cstr().as_ptr()) };
+    if idx == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(idx)
+    }
+}
+
+/// Whether an interface with this ifindex exists in the current network namespace.
+pub(crate) fn ifindex_exists(ifindex: u32) -> bool {
+    let mut buf = [0 as c_char; IFNAMSIZ];
+    // SAFETY: buf has the IFNAMSIZ bytes if_indextoname may write.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    !p.is_null()
+}
+
+/// A throw-away `AF_INET` datagram socket for interface ioctls.
+fn ioctl_socket() -> io::Result<OwnedFd> {
+    socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+}
+
+/// Sets `IFF_UP` on the interface (in the current network namespace).
+pub(crate) fn set_link_up(name: &IfName) -> io::Result<()> {
+    let sock = ioctl_socket()?;
+    let mut req = name.ifreq();
+    ioctl_ifreq(sock.as_fd(), libc::SIOCGIFFLAGS, &mut req)?;
+    // SAFETY: SIOCGIFFLAGS filled ifru_flags, the union member read here.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    ioctl_ifreq(sock.as_fd(), libc::SIOCSIFFLAGS, &mut req)
+}
+
+/// The interface MTU (in the current network namespace).
+pub(crate) fn link_mtu(name: &IfName) -> io::Result<usize> {
+    let sock = ioctl_socket()?;
+    let mut req = name.ifreq();
+    ioctl_ifreq(sock.as_fd(), libc::SIOCGIFMTU, &mut req)?;
+    // SAFETY: SIOCGIFMTU filled ifru_mtu, the union member read here.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    usize::try_from(mtu).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// The errno of an I/O error (0 if it has none).
+pub(crate) fn errno_of(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
+}
