@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install the system packages the demo and the live tests need (Debian). Idempotent: runs
+# apt-get only when something is missing. Needs root.
+set -euo pipefail
+pkgs=(iproute2 iputils-ping iputils-arping tcpdump keepalived iperf3 ethtool procps psmisc)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+        exit 1
+    fi
+    echo "installing: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # iputils-arping replaces the `arping` package: its `arping -U` sends spa = tpa = VIP,
+    # which is what a gratuitous ARP is (the other one sends from the interface address).
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
