@@ -298,7 +298,8 @@ fn l2_scenarios(v: &mut Vec<Scenario>) {
         "mtu",
         "Port MTU: vm2 has mtu = 1400, the others the default 1500. An IP packet of exactly the\n\
          MTU passes; one byte more is dropped as `mtu`, whether the ingress port (vm1 sending\n\
-         1501, vm2 sending 1401) or the egress port (vm1 sending 1401 to vm2) is too small.",
+         1501, vm2 sending 1401) or the egress port (vm1 sending 1401 to vm2) is too small.\n\
+         A broadcast too large for vm2 still floods to vm3, but not to vm2.",
         format!(
             "{}{}{}",
             port_block(1, ""),
@@ -336,6 +337,18 @@ fn l2_scenarios(v: &mut Vec<Scenario>) {
         0.5,
         "vm2",
         udp4(vm(2), vm(1), "10.0.0.2", "10.0.0.1", 1, 2, 1372),
+    )
+    // A 1436-byte IP broadcast from vm1 floods to vm3 but not to vm2 (MTU 1400); a
+    // 1400-byte one reaches both.
+    .at(
+        0.6,
+        "vm1",
+        udp4(vm(1), bc, "10.0.0.1", "10.0.0.255", 9, 9, 1408),
+    )
+    .at(
+        0.7,
+        "vm1",
+        udp4(vm(1), bc, "10.0.0.1", "10.0.0.255", 9, 9, 1372),
     );
     v.push(s);
 
@@ -434,7 +447,7 @@ fn source_check_scenarios(v: &mut Vec<Scenario>) {
     s.at(
         0.0,
         "vm3",
-        udp4(vm(3), vm(1), "10.0.0.1", "10.0.0.1", 1, 2, 10),
+        udp4(vm(3), vm(2), "10.0.0.1", "10.0.0.2", 1, 2, 10),
     )
     .at(
         0.1,
@@ -444,7 +457,7 @@ fn source_check_scenarios(v: &mut Vec<Scenario>) {
     .at(
         0.2,
         "vm3",
-        udp6(vm(3), vm(1), "fd00::1", "fd00::1", 1, 2, 10),
+        udp6(vm(3), vm(2), "fd00::1", "fd00::2", 1, 2, 10),
     )
     .at(0.3, "vm3", udp6(vm(3), vm(1), "::", "fd00::1", 1, 2, 10))
     .at(
@@ -898,7 +911,8 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
         "arp-reply-move",
         "An ARP reply with spa = VIP from the standby candidate vm2 is a claim: ownership moves\n\
          from vm1 to vm2 at once (epoch 2), the reply itself is still delivered to vm3, and vm3's\n\
-         next frame to the VIP (to vm1's MAC) reaches vm2 with the MAC rewritten.",
+         next frame to the VIP (to vm1's MAC) reaches vm2 with the MAC rewritten. vm1 then claims\n\
+         back with an `arping -U` style GARP (tha = 00:00:00:00:00:00), which is a claim too.",
         three_vms(VIP_AP),
     );
     s.at(0.0, "vm1", garp(vm(1), vip4))
@@ -912,6 +926,12 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
             2.5,
             "vm3",
             udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+        )
+        .at(3.0, "vm1", garp_zero_tha(vm(1), vip4))
+        .at(
+            3.5,
+            "vm3",
+            udp4(vm(3), vm(2), "10.0.0.3", vip4, 7000, 80, 10),
         );
     v.push(s);
 
@@ -974,9 +994,8 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
         "non-candidate-hijack",
         "vm3 is not a candidate of the VIP owned by vm1. Its GARP (both tha forms), ARP reply and\n\
          unsolicited NA for the VIP, and a GARP sent with vm1's MAC, are each dropped `vip_hijack`\n\
-         with a HIJACK event naming port and MAC; the owner and epoch stay. The client vm4 still\n\
-         reaches vm1 and is answered with vm1's MAC; a frame to the VIP addressed to vm3's MAC (a\n\
-         poisoned cache) is not steered and vm3's destination check drops it.",
+         with a HIJACK event naming port and MAC; the owner and epoch stay and nothing is\n\
+         announced. The client vm4 still reaches vm1, and its ARP is answered with vm1's MAC.",
         four_vms(VIP_AP),
     );
     s.at(0.0, "vm1", garp(vm(1), vip4))
@@ -990,12 +1009,7 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
             "vm4",
             udp4(vm(4), vm(1), "10.0.0.4", vip4, 7000, 80, 10),
         )
-        .at(2.1, "vm4", arp_request(vm(4), "10.0.0.4", vip4))
-        .at(
-            2.2,
-            "vm4",
-            udp4(vm(4), vm(3), "10.0.0.4", vip4, 7000, 80, 10),
-        );
+        .at(2.1, "vm4", arp_request(vm(4), "10.0.0.4", vip4));
     v.push(s);
 
     let mut s = Scenario::new(
@@ -1053,6 +1067,26 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
     );
     s.at(0.0, "vm1", garp(vm(1), vip4))
         .at(5.0, "vm2", unsolicited_na(vm(2), vip6));
+    v.push(s);
+
+    let mut s = Scenario::new(
+        "damping-pending-withdrawn-on-port-loss",
+        "Flap damping holds vm1's claim (2 moves per 10 s already used), then vm1's port goes\n\
+         down (its VM crashed): the held claim is withdrawn, so the timer at t=10 does not move\n\
+         the VIP to a dead port; it stays on vm2 and vm3's traffic keeps reaching it.",
+        three_vms(
+            "[[vip]]\nname = \"web\"\naddresses = [\"10.0.0.100\"]\nmode = \"active-passive\"\ncandidates = [\"vm1\", \"vm2\"]\ndamping_max_moves = 2\ndamping_window_secs = 10\n",
+        ),
+    );
+    s.at(0.0, "vm1", garp(vm(1), "10.0.0.100"))
+        .at(1.0, "vm2", garp(vm(2), "10.0.0.100"))
+        .at(2.0, "vm1", garp(vm(1), "10.0.0.100"))
+        .event(3.0, "port-down vm1")
+        .at(
+            12.0,
+            "vm3",
+            udp4(vm(3), vm(2), "10.0.0.3", "10.0.0.100", 7000, 80, 10),
+        );
     v.push(s);
 
     let mut s = Scenario::new(
@@ -1123,7 +1157,8 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
         "keepalived-use-vmac",
         "keepalived use_vmac (vrrp_vrid = 33): vm1's GARP from the virtual MAC 00:00:5e:00:01:21\n\
          (sha = that MAC) is a valid claim and the owner MAC is the vmac; vm1's ARP request with\n\
-         spa = VIP from its port MAC and its VRRP advert from the port MAC pass. ARP for the VIP is\n\
+         spa = VIP from its port MAC and its VRRP adverts from the port MAC and (as keepalived sends\n\
+         them without vmac_xmit_base) from the vmac with the port's fixed IP pass. ARP for the VIP is\n\
          answered with the vmac, traffic to the VIP sent to vm1's port MAC is rewritten to the\n\
          vmac. When vm2 GARPs from the same vmac, the VIP and the vmac move to vm2.",
         three_vms(
@@ -1132,6 +1167,8 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
     );
     s.at(0.0, "vm1", arp_raw(vmac, bc, 1, vmac, vip4, bc, vip4))
         .at(0.1, "vm1", vrrp4(vm(1), "10.0.0.1", 33, 150, vip4))
+        // keepalived without vmac_xmit_base sends adverts from the vmac with the port's IP.
+        .at(0.15, "vm1", vrrp4(vmac, "10.0.0.1", 33, 150, vip4))
         .at(0.2, "vm1", arp_request(vm(1), vip4, "10.0.0.3"))
         .at(1.0, "vm3", arp_request(vm(3), "10.0.0.3", vip4))
         .at(

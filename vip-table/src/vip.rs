@@ -549,10 +549,12 @@ impl VipGroup {
         match self.spec.mode {
             VipMode::ActiveActive => self.leave(port, now, MoveReason::PortDown),
             VipMode::ActivePassive => {
+                // A held-back claim from a port that is gone would move the VIP to a dead
+                // VM when the window ends: the claimant withdrew it by disappearing.
+                if self.pending.is_some_and(|p| p.port == port) {
+                    self.pending = None;
+                }
                 if self.spec.release_on_port_loss {
-                    if self.pending.is_some_and(|p| p.port == port) {
-                        self.pending = None;
-                    }
                     if self.owners.first().is_some_and(|o| o.port == port) {
                         return Some(self.set_single_owner(None, now, MoveReason::PortDown));
                     }
@@ -563,8 +565,11 @@ impl VipGroup {
     }
 
     /// Operator command: make `port` (sending as `mac`) the owner (A/P) or an owner (A/A),
-    /// bypassing damping. Returns `None` if it already was.
+    /// bypassing damping. Returns `None` if it already was, or if it is not a candidate.
     pub fn admin_assign(&mut self, port: PortId, mac: MacAddr, now: Timestamp) -> Option<Move> {
+        if !self.is_candidate(port) {
+            return None;
+        }
         match self.spec.mode {
             VipMode::ActivePassive => {
                 self.pending = None;
@@ -999,6 +1004,30 @@ mod tests {
         g.claim(PortId(1), mac(1), t(1));
         let m = g.port_down(PortId(1), t(2)).unwrap();
         assert_eq!((m.from, m.to), (Some(PortId(1)), None));
+        assert!(g.owners().is_empty());
+    }
+
+    #[test]
+    fn pending_claim_from_a_vanished_port_is_withdrawn() {
+        let mut g = VipGroup::new(spec(VipMode::ActivePassive), t(0));
+        g.claim(PortId(1), mac(1), t(1));
+        g.claim(PortId(2), mac(2), t(2));
+        assert!(matches!(
+            g.claim(PortId(1), mac(1), t(3)),
+            ClaimOutcome::Pending { .. }
+        ));
+        assert!(g.port_down(PortId(1), t(4)).is_none());
+        assert!(g.pending().is_none());
+        let mut out = vec![];
+        g.poll(t(20), &mut out);
+        assert!(out.is_empty(), "the VIP stays on the live owner");
+        assert!(g.is_owner(PortId(2)));
+    }
+
+    #[test]
+    fn admin_assign_refuses_non_candidates() {
+        let mut g = VipGroup::new(spec(VipMode::ActivePassive), t(0));
+        assert!(g.admin_assign(PortId(9), mac(9), t(1)).is_none());
         assert!(g.owners().is_empty());
     }
 

@@ -160,6 +160,11 @@ fn build_ports(cfg: &Config) -> Result<Vec<PortEntry>, ControlError> {
         for v in cfg.vips.iter().filter(|v| v.is_candidate(&pc.name)) {
             for m in v.vmacs() {
                 pol.allow_mac(m);
+                // keepalived without `vmac_xmit_base` sends its adverts from the virtual MAC
+                // with the interface's own address.
+                for ip in &pc.ips {
+                    pol.allow(m, IpNet::from(*ip));
+                }
             }
             v6_vip |= v.addresses.iter().any(IpAddr::is_ipv6);
         }
@@ -173,6 +178,7 @@ fn build_ports(cfg: &Config) -> Result<Vec<PortEntry>, ControlError> {
             oper_up: true,
             is_candidate: false,
             flood: Default::default(),
+            flood_min_mtu: u16::MAX,
             vrrp_peers: Default::default(),
             non_candidates: Default::default(),
         });
@@ -384,15 +390,15 @@ impl Switch {
                         self.publish(false);
                         return true;
                     }
-                    Some(ClaimOutcome::Pending { due }) => {
-                        if before.is_none_or(|b| b.port != port) {
-                            if let Some(g) = self.vips.group(vip) {
-                                self.events.push(SwitchEvent::VipClaimPending {
-                                    vip: g.name().to_string(),
-                                    port: self.port_name(port).to_string(),
-                                    due,
-                                });
-                            }
+                    Some(ClaimOutcome::Pending { due })
+                        if before.is_none_or(|b| b.port != port) =>
+                    {
+                        if let Some(g) = self.vips.group(vip) {
+                            self.events.push(SwitchEvent::VipClaimPending {
+                                vip: g.name().to_string(),
+                                port: self.port_name(port).to_string(),
+                                due,
+                            });
                         }
                     }
                     _ => {}

@@ -31,6 +31,10 @@ pub struct FdbEntry {
     pub is_static: bool,
 }
 
+/// The table (or the port's share of it) is full: a new MAC cannot be learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdbFull;
+
 /// What a lookup of a source MAC says must happen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LearnOp {
@@ -128,7 +132,7 @@ impl Fdb {
     }
 
     /// Decide what learning a frame from `mac` on `port` needs. `None`: nothing (known and
-    /// recently refreshed, or a static entry). `Err(())`: the table or the port is full.
+    /// recently refreshed, or a static entry). `Err(FdbFull)`: the table or the port is full.
     #[inline]
     pub fn check_learn(
         &self,
@@ -136,7 +140,7 @@ impl Fdb {
         mac: MacAddr,
         port: PortId,
         now: Timestamp,
-    ) -> Result<Option<LearnOp>, ()> {
+    ) -> Result<Option<LearnOp>, FdbFull> {
         match self.map.get(&(vlan, mac)) {
             Some(e) if e.is_static => Ok(None),
             Some(e) if e.port == port => {
@@ -146,13 +150,13 @@ impl Fdb {
             }
             Some(e) => {
                 if self.port_full(port) {
-                    return Err(());
+                    return Err(FdbFull);
                 }
                 Ok(Some(LearnOp::Move { from: e.port }))
             }
             None => {
                 if self.learned.load(Ordering::Relaxed) >= self.capacity || self.port_full(port) {
-                    return Err(());
+                    return Err(FdbFull);
                 }
                 Ok(Some(LearnOp::Insert))
             }
@@ -300,7 +304,7 @@ mod tests {
         assert_eq!(f.lookup(1, mac(2), t0), None, "per vlan");
         assert_eq!(
             f.check_learn(0, mac(3), PortId(1), t0),
-            Err(()),
+            Err(FdbFull),
             "port limit 1"
         );
         f.learn(
@@ -314,7 +318,7 @@ mod tests {
         );
         assert_eq!(
             f.check_learn(0, mac(5), PortId(3), t0),
-            Err(()),
+            Err(FdbFull),
             "global cap 2"
         );
         let t1 = t0 + Duration::from_secs(301);

@@ -197,6 +197,8 @@ pub struct PortEntry {
     pub is_candidate: bool,
     /// Up ports of the same VLAN, minus this one: the flood set.
     pub flood: PortMask,
+    /// The smallest MTU in the flood set (frames above it are filtered port by port).
+    pub flood_min_mtu: u16,
     /// Up candidates of this port's VIP groups, minus this one: where its VRRP adverts go.
     pub vrrp_peers: PortMask,
     /// Up ports of the same VLAN that are no VIP candidate: where a non-candidate's VRRP
@@ -238,8 +240,14 @@ pub fn recompute_masks(ports: &mut [PortEntry], vips: &VipTable) {
                 }
             }
         }
+        let min_mtu = flood
+            .iter()
+            .filter_map(|q| ports.get(q.index()).map(|e| e.mtu))
+            .min()
+            .unwrap_or(u16::MAX);
         let p = &mut ports[i];
         p.flood = flood;
+        p.flood_min_mtu = min_mtu;
         p.non_candidates = noncand;
         p.vrrp_peers = peers;
         p.is_candidate = !vips.groups_of(pid).is_empty();
@@ -416,10 +424,10 @@ fn source_check(
             }
             match ip.l4 {
                 L4::Icmpv6(Icmpv6Info::RouterAdvert) => return Err(DropReason::RaGuard),
-                L4::Icmpv6(Icmpv6Info::NeighborSolicit { sll, .. }) => {
-                    if sll.is_some_and(|m| m != f.src) {
-                        return Err(DropReason::NdSpoof);
-                    }
+                L4::Icmpv6(Icmpv6Info::NeighborSolicit { sll, .. })
+                    if sll.is_some_and(|m| m != f.src) =>
+                {
+                    return Err(DropReason::NdSpoof);
                 }
                 L4::Icmpv6(Icmpv6Info::NeighborAdvert { target, tll, .. }) => {
                     if tll.is_some_and(|m| m != f.src) {
@@ -543,7 +551,7 @@ pub fn process(
             })
         }
         Ok(None) => {}
-        Err(()) => {
+        Err(crate::fdb::FdbFull) => {
             fx.vip = None;
             return Verdict::Drop(DropReason::FdbFull);
         }
@@ -567,7 +575,7 @@ pub fn process(
     }
 
     if f.dst.is_multicast() {
-        return flood_or_drop(port.flood);
+        return fit_mtu(snap, port.flood, port, frame.len(), f.l2_len, meta);
     }
 
     // Unicast IP to a VIP: steer to the (hash-chosen) owner, rewriting the MAC.
@@ -583,7 +591,7 @@ pub fn process(
                 return Verdict::Drop(DropReason::Hairpin);
             }
             let Some(egress) = snap.ports.get(out.index()) else {
-                return flood_unknown(snap, port, &f);
+                return flood_unknown(snap, port, &f, frame.len(), meta);
             };
             if !egress.is_up() {
                 return Verdict::Drop(DropReason::PortDown);
@@ -601,8 +609,38 @@ pub fn process(
                 rewrite_dst: None,
             }
         }
-        None => flood_unknown(snap, port, &f),
+        None => flood_unknown(snap, port, &f, frame.len(), meta),
     }
+}
+
+/// Remove from a flood set the ports whose MTU the frame exceeds (GSO frames are exempt).
+#[inline]
+fn fit_mtu(
+    snap: &Snapshot,
+    mut set: PortMask,
+    port: &PortEntry,
+    len: usize,
+    l2_len: u16,
+    meta: RxMeta,
+) -> Verdict {
+    let l3 = len.saturating_sub(usize::from(l2_len));
+    if meta.gso || l3 <= usize::from(port.flood_min_mtu) {
+        return flood_or_drop(set);
+    }
+    let before = set;
+    for p in before.iter() {
+        if snap
+            .ports
+            .get(p.index())
+            .is_some_and(|e| l3 > usize::from(e.mtu))
+        {
+            set.remove(p);
+        }
+    }
+    if set.is_empty() && !before.is_empty() {
+        return Verdict::Drop(DropReason::Mtu);
+    }
+    flood_or_drop(set)
 }
 
 #[inline]
@@ -614,10 +652,17 @@ fn flood_or_drop(set: PortMask) -> Verdict {
     }
 }
 
-/// Unknown unicast: flood in the VLAN, but only to ports whose destination check admits it.
-fn flood_unknown(snap: &Snapshot, port: &PortEntry, f: &FrameFacts) -> Verdict {
+/// Unknown unicast: flood in the VLAN, but only to ports whose destination check admits it
+/// and whose MTU fits.
+fn flood_unknown(
+    snap: &Snapshot,
+    port: &PortEntry,
+    f: &FrameFacts,
+    len: usize,
+    meta: RxMeta,
+) -> Verdict {
     let Some(ip) = f.ip() else {
-        return flood_or_drop(port.flood);
+        return fit_mtu(snap, port.flood, port, len, f.l2_len, meta);
     };
     let mut set = port.flood;
     for p in port.flood.iter() {
@@ -630,7 +675,7 @@ fn flood_unknown(snap: &Snapshot, port: &PortEntry, f: &FrameFacts) -> Verdict {
     if set.is_empty() && !port.flood.is_empty() {
         return Verdict::Drop(DropReason::DestCheck);
     }
-    flood_or_drop(set)
+    fit_mtu(snap, set, port, len, f.l2_len, meta)
 }
 
 #[allow(clippy::too_many_arguments)]

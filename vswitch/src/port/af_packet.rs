@@ -17,10 +17,18 @@
 //!   `ENETDOWN` on the socket once and unbinds it; the fd polls readable from then on (seen
 //!   as `POLLIN` on Linux 6.18), the next receive fails with `ENETDOWN`, sends fail with
 //!   `ENXIO`. `ENETDOWN` also happens when the link is merely set down, so every such error
-//!   is confirmed by checking that the ifindex still exists ([`Port::is_present`]) before
-//!   [`PortError::Gone`] is reported. A link that is down but present gives
-//!   [`PortError::LinkDown`] on send and nothing on receive; the kernel re-attaches the
-//!   socket when the link comes back up.
+//!   is confirmed by checking that the socket is still bound to its ifindex
+//!   (`getsockname`; the kernel resets it on unregister) before [`PortError::Gone`] is
+//!   reported. A link that is down but present gives [`PortError::LinkDown`] on send and
+//!   nothing on receive; the kernel re-attaches the socket when the link comes back up.
+//! - The race that makes [`Port::is_present`] necessary: deleting an interface first takes
+//!   it down (the socket gets `ENETDOWN` while the ifindex still exists, so the port can
+//!   only say "link down"), then unregisters it — and that second step raises no new error
+//!   and no wake-up on the socket. The same holds for an interface set down and deleted
+//!   later. So after a [`PortError::LinkDown`] (or `Ok(0)` receives following an
+//!   `ENETDOWN`), every empty `recv_batch` re-checks presence, and the datapath must call
+//!   `is_present()` periodically (e.g. once a second) for AF_PACKET ports: it is one
+//!   `getsockname` call.
 //!
 //! VLAN: on receive the kernel keeps an 802.1Q tag it got as metadata (veth, most NICs) out
 //! of the frame bytes; the port puts it back from `PACKET_AUXDATA`, so the switch always
@@ -98,6 +106,10 @@ pub struct PacketPort {
     ignore_outgoing: bool,
     counters: IoCounters,
     gone_errno: Option<i32>,
+    /// Set when the kernel reported the link down (`ENETDOWN`) while it still existed: the
+    /// socket is unhooked, and a later deletion raises no new error, so every empty receive
+    /// re-checks presence until a send succeeds again. Holds the errno that reported it.
+    link_down: Option<i32>,
 }
 
 impl PacketPort {
@@ -172,6 +184,7 @@ impl PacketPort {
             ignore_outgoing,
             counters: IoCounters::default(),
             gone_errno: None,
+            link_down: None,
         })
     }
 
@@ -192,10 +205,14 @@ impl PacketPort {
         self.mtu = mtu;
     }
 
-    /// Whether the interface still exists in this namespace (the socket is bound to its
-    /// ifindex, so a rename does not matter; a move to another namespace does).
+    /// Whether the socket is still bound to its interface. The kernel resets the bound
+    /// ifindex when the interface is unregistered (deleted, or moved to another namespace),
+    /// so this is exact and costs one `getsockname`.
     fn present(&self) -> bool {
-        sys::ifindex_exists(self.ifindex)
+        match sys::packet_bound_ifindex(self.fd.as_fd()) {
+            Ok(idx) => u32::try_from(idx).is_ok_and(|i| i == self.ifindex),
+            Err(_) => sys::ifindex_exists(self.ifindex),
+        }
     }
 
     fn classify(&mut self, e: std::io::Error) -> PortError {
@@ -204,6 +221,7 @@ impl PacketPort {
             libc::EAGAIN | libc::ENOBUFS => PortError::WouldBlock,
             libc::ENETDOWN | libc::ENXIO | libc::ENODEV => {
                 if self.present() {
+                    self.link_down = Some(errno);
                     PortError::LinkDown
                 } else {
                     self.gone_errno = Some(errno);
@@ -226,6 +244,7 @@ impl PacketPort {
                 Ok(_) => {
                     self.counters.tx_frames += 1;
                     self.counters.tx_bytes += frame.len() as u64;
+                    self.link_down = None;
                     Ok(())
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
@@ -334,10 +353,13 @@ impl Port for PacketPort {
                         continue;
                     }
                     _ => {
+                        // The kernel reports a socket error (ENETDOWN) only once: classify it
+                        // now, so a loss found here is remembered even if frames go out first.
+                        let err = self.classify(e);
                         if !batch.is_empty() {
+                            // Deliver what was read; a Gone is reported by the next call.
                             break;
                         }
-                        let err = self.classify(e);
                         if err.is_gone() {
                             return Err(err);
                         }
@@ -408,6 +430,14 @@ impl Port for PacketPort {
             batch.commit(kept);
             if got < want {
                 break;
+            }
+        }
+        // Frames read after a link-down may have been queued before it, so only a successful
+        // send (not a receive) proves the link works again.
+        if let (true, Some(errno)) = (batch.is_empty(), self.link_down) {
+            if !self.present() {
+                self.gone_errno = Some(errno);
+                return Err(PortError::Gone { errno });
             }
         }
         Ok(batch.len())

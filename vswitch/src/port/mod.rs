@@ -44,9 +44,10 @@ pub use vnet::{
     GSO_UDP_L4, VNET_HDR_F_DATA_VALID, VNET_HDR_F_NEEDS_CSUM, VNET_HDR_LEN,
 };
 
-/// Largest Ethernet frame a [`PacketBuf`] holds: a 64 KiB GSO super-frame plus Ethernet
-/// and VLAN headers.
-pub const MAX_FRAME_LEN: usize = 65_550;
+/// Largest Ethernet frame a [`PacketBuf`] holds: a GSO super-frame (at most 65 536 bytes
+/// from the IP header on, the kernel's default `gso_max_size`) plus the Ethernet header and
+/// two VLAN tags.
+pub const MAX_FRAME_LEN: usize = 65_536 + 14 + 8;
 
 /// Default number of buffers in a receive batch.
 pub const DEFAULT_BATCH: usize = 64;
@@ -432,8 +433,10 @@ pub trait Port: Send {
         Ok(sent)
     }
 
-    /// Whether the device still exists (cheap, one system call at most). For ports whose
-    /// fd does not signal a vanished device by itself.
+    /// Whether the device still exists (cheap: one system call at most). Call it
+    /// periodically (e.g. once a second) for every port: an AF_PACKET port whose interface
+    /// was deleted right after (or while) its link went down gets no wake-up and no error
+    /// for the deletion (see [`af_packet`]). Taps signal deletion on the fd by themselves.
     fn is_present(&self) -> bool {
         true
     }

@@ -271,6 +271,23 @@ pub(crate) unsafe fn sendmmsg(fd: BorrowedFd<'_>, msgs: &mut [libc::mmsghdr]) ->
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
 }
 
+/// The ifindex an AF_PACKET socket is bound to, from `getsockname` (the kernel resets it
+/// to -1 when the interface is unregistered: deleted or moved to another namespace).
+pub(crate) fn packet_bound_ifindex(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    // SAFETY: addr and len are valid for writes of the sizes passed.
+    cvt(unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            std::ptr::from_mut(&mut addr).cast::<libc::sockaddr>(),
+            &mut len,
+        )
+    })?;
+    Ok(addr.sll_ifindex)
+}
+
 /// The ifindex of `name` in the current network namespace.
 pub(crate) fn if_nametoindex(name: &IfName) -> io::Result<u32> {
     // SAFETY: the name is NUL-terminated and lives for the call.

@@ -261,8 +261,9 @@ impl Port for TapPort {
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN) => break,
                     Some(libc::EINTR) => continue,
-                    Some(libc::EINVAL) | Some(libc::EMSGSIZE) => {
-                        // One frame the kernel could not hand over; the next may be fine.
+                    Some(libc::EINVAL) | Some(libc::EMSGSIZE) | Some(libc::EFAULT) => {
+                        // One frame the kernel could not hand over (and freed); the next may
+                        // be fine.
                         self.counters.rx_dropped += 1;
                     }
                     _ => {

@@ -788,7 +788,7 @@ mod tests {
         let (f, vnet) = tso_frame(true, false, &body, 0x10);
         let mut scratch = vec![0u8; 4096];
         let mut sizes = Vec::new();
-        // MTU 1072: 20 IP + 32 TCP leaves 1020 > gso_size 1000; MTU 552 leaves 500.
+        // gso_size is 1000, but MTU 552 leaves only 552 - 20 (IP) - 32 (TCP) = 500 per segment.
         segment_gso(&f, &vnet, 552, &mut scratch, |s| {
             verify(s);
             sizes.push(s.len() - 14);

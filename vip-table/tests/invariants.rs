@@ -1,0 +1,458 @@
+//! Property tests of the VIP table's invariants (SEMANTICS.md §5) under random sequences of
+//! claims (from candidates and non-candidates, with varying MACs), time advances, polls,
+//! port losses and operator commands, on an active-passive and an active-active group.
+//!
+//! Checked after every operation:
+//! - active-passive never has two owners; every owner is a candidate;
+//! - the epoch never decreases and grows by exactly the number of moves reported, each move
+//!   carrying the next epoch and the current time; an A/P move's `from`/`to` are the owners
+//!   before and after;
+//! - a non-candidate's claim changes nothing but the hijack counter;
+//! - active-active: a change of the owner set moves a flow (of 10 000 flow hashes) only if
+//!   its old owner left or its new owner joined.
+//!
+//! Checked at the end of a sequence:
+//! - a pending claim is never lost: after polling far in the future, the last candidate
+//!   claimant in A/P owns the VIP, unless an operator command (or, with
+//!   `release_on_port_loss`, the loss of that port) came after its claim;
+//! - damping: A/P never makes more than `max_moves` claim-driven (Claim / DampedClaim) moves
+//!   within any window of `window` length.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use vip_table::{
+    ClaimOutcome, Damping, MacAddr, Move, MoveReason, PortId, Timestamp, VipId, VipMode, VipSpec,
+    VipTable,
+};
+
+/// Ports 0..PORTS exist; CANDIDATES own the VIP, the others are not candidates.
+const PORTS: u32 = 5;
+const CANDIDATES: [PortId; 3] = [PortId(1), PortId(2), PortId(3)];
+const ID: VipId = VipId(0);
+/// Flow hashes checked for the active-active property.
+const FLOWS: usize = 10_000;
+
+fn is_candidate(p: PortId) -> bool {
+    CANDIDATES.contains(&p)
+}
+
+fn mac(port: PortId, variant: u8) -> MacAddr {
+    MacAddr([0x02, 0, 0, variant, 0, port.0 as u8])
+}
+
+/// splitmix64: deterministic, well-spread flow hashes.
+fn flow_hash(seed: u64, i: u64) -> u64 {
+    let mut z = seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// A GARP / NA from `port` sending as MAC variant `mac` (ignored while the port is
+    /// down: a down port sends nothing).
+    Claim { port: PortId, mac: u8 },
+    /// Time passes.
+    Advance { ms: u64 },
+    /// The control thread's timer.
+    Poll,
+    /// The port goes down (its tap vanished or the operator downed it).
+    PortDown { port: PortId },
+    /// The port comes back (no table operation: it has to claim again).
+    PortUp { port: PortId },
+    /// `vip move` (the control layer only accepts candidates).
+    AdminAssign { port: PortId },
+    /// `vip release`.
+    AdminRelease { port: PortId },
+}
+
+fn any_port() -> impl Strategy<Value = PortId> {
+    (0..PORTS).prop_map(PortId)
+}
+
+fn candidate() -> impl Strategy<Value = PortId> {
+    prop::sample::select(CANDIDATES.to_vec())
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        // Claims dominate: that is where the interesting interleavings are.
+        6 => (any_port(), prop::sample::select(vec![0u8, 0, 0, 1]))
+            .prop_map(|(port, mac)| Op::Claim { port, mac }),
+        4 => prop_oneof![0u64..50, 0u64..3_000, 0u64..15_000].prop_map(|ms| Op::Advance { ms }),
+        2 => Just(Op::Poll),
+        1 => any_port().prop_map(|port| Op::PortDown { port }),
+        1 => any_port().prop_map(|port| Op::PortUp { port }),
+        1 => candidate().prop_map(|port| Op::AdminAssign { port }),
+        1 => candidate().prop_map(|port| Op::AdminRelease { port }),
+    ]
+}
+
+#[derive(Clone, Debug)]
+struct Setup {
+    mode: VipMode,
+    damping: Damping,
+    release_on_port_loss: bool,
+    owner_liveness: Option<Duration>,
+}
+
+fn setup(mode: VipMode) -> impl Strategy<Value = Setup> {
+    (
+        prop_oneof![1 => Just(0u32), 6 => 1u32..=4],
+        1u64..=20,
+        any::<bool>(),
+        prop_oneof![
+            Just(None),
+            (1u64..=20).prop_map(|s| Some(Duration::from_secs(s)))
+        ],
+    )
+        .prop_map(move |(max_moves, window, release, live)| Setup {
+            mode,
+            damping: Damping {
+                max_moves,
+                window: Duration::from_secs(window),
+            },
+            release_on_port_loss: release && mode == VipMode::ActivePassive,
+            owner_liveness: live.filter(|_| mode == VipMode::ActiveActive),
+        })
+}
+
+fn table(s: &Setup) -> VipTable {
+    let addrs: Vec<IpAddr> = vec![
+        "10.0.0.100".parse().expect("literal"),
+        "fd00::100".parse().expect("literal"),
+    ];
+    VipTable::new(
+        vec![VipSpec {
+            name: "web".into(),
+            addresses: addrs,
+            mode: s.mode,
+            candidates: CANDIDATES.to_vec(),
+            damping: s.damping,
+            release_on_port_loss: s.release_on_port_loss,
+            virtual_mac: MacAddr([0x02, 0x5e, 0, 0, 0, 1]),
+            owner_liveness: s.owner_liveness,
+            initial_owners: vec![],
+        }],
+        Timestamp::ZERO,
+    )
+    .expect("valid spec")
+}
+
+fn owners(t: &VipTable) -> BTreeSet<PortId> {
+    t.group(ID)
+        .map(|g| g.owners().iter().map(|o| o.port).collect())
+        .unwrap_or_default()
+}
+
+/// The owner of every test flow.
+fn assignment(t: &VipTable, seed: u64) -> Vec<Option<PortId>> {
+    let Some(g) = t.group(ID) else {
+        return vec![None; FLOWS];
+    };
+    (0..FLOWS as u64)
+        .map(|i| g.select_owner(flow_hash(seed, i)).map(|o| o.port))
+        .collect()
+}
+
+/// What one sequence did, for the end-of-sequence checks.
+#[derive(Default)]
+struct Log {
+    /// Claim-driven moves (time), A/P.
+    claim_moves: Vec<Timestamp>,
+    /// The last claim from an up candidate: (port, index of the op).
+    last_claim: Option<(PortId, usize)>,
+    /// Index of the last operator command.
+    last_admin: Option<usize>,
+    /// Index of the last port-down per port.
+    last_down: [Option<usize>; PORTS as usize],
+}
+
+fn run(s: &Setup, ops: &[Op], seed: u64) -> Result<(), TestCaseError> {
+    let mut t = table(s);
+    let mut now = Timestamp::from_secs(1);
+    let mut up = [true; PORTS as usize];
+    let mut log = Log::default();
+    let ap = s.mode == VipMode::ActivePassive;
+
+    for (i, op) in ops.iter().enumerate() {
+        let g = t.group(ID).expect("group");
+        let epoch0 = g.epoch();
+        let owners0 = owners(&t);
+        let hijacks0 = g.hijack_count();
+        let pending0 = g.pending();
+        let before = (!ap).then(|| assignment(&t, seed));
+
+        let mut moves: Vec<Move> = Vec::new();
+        match *op {
+            Op::Claim { port, mac: m } => {
+                if up[port.index()] {
+                    let out = t.claim(ID, port, mac(port, m), now).expect("group");
+                    if is_candidate(port) {
+                        log.last_claim = Some((port, i));
+                        prop_assert_ne!(out, ClaimOutcome::NotCandidate);
+                    } else {
+                        prop_assert_eq!(out, ClaimOutcome::NotCandidate);
+                    }
+                    match out {
+                        ClaimOutcome::Moved(m) => moves.push(m),
+                        ClaimOutcome::Pending { due } => {
+                            prop_assert!(ap, "active-active claims are never damped");
+                            prop_assert!(due > now, "a pending claim is due in the future");
+                        }
+                        ClaimOutcome::Refreshed | ClaimOutcome::NotCandidate => {}
+                    }
+                    let g = t.group(ID).expect("group");
+                    if is_candidate(port) {
+                        prop_assert_eq!(g.hijack_count(), hijacks0);
+                    } else {
+                        // A hijack attempt changes nothing but the record.
+                        prop_assert_eq!(g.hijack_count(), hijacks0 + 1);
+                        prop_assert_eq!(owners(&t), owners0.clone());
+                        prop_assert_eq!(g.pending(), pending0);
+                        prop_assert_eq!(g.last_hijack().map(|h| h.port), Some(port));
+                    }
+                }
+            }
+            Op::Advance { ms } => now = now + Duration::from_millis(ms),
+            Op::Poll => moves.extend(t.poll(now).into_iter().map(|(id, m)| {
+                assert_eq!(id, ID);
+                m
+            })),
+            Op::PortDown { port } => {
+                up[port.index()] = false;
+                log.last_down[port.index()] = Some(i);
+                moves.extend(t.port_down(port, now).into_iter().map(|(_, m)| m));
+            }
+            Op::PortUp { port } => up[port.index()] = true,
+            Op::AdminAssign { port } => {
+                log.last_admin = Some(i);
+                let m = t
+                    .group_mut(ID)
+                    .expect("group")
+                    .admin_assign(port, mac(port, 0), now);
+                moves.extend(m);
+                prop_assert!(t.group(ID).expect("group").is_owner(port));
+            }
+            Op::AdminRelease { port } => {
+                log.last_admin = Some(i);
+                let m = t.group_mut(ID).expect("group").admin_release(port, now);
+                moves.extend(m);
+                prop_assert!(!t.group(ID).expect("group").is_owner(port));
+            }
+        }
+
+        // Epoch: monotonic, +1 per reported move, each move stamped with the next epoch.
+        let g = t.group(ID).expect("group");
+        prop_assert_eq!(
+            g.epoch(),
+            epoch0 + moves.len() as u64,
+            "epoch vs moves after {:?}",
+            op
+        );
+        for (k, m) in moves.iter().enumerate() {
+            prop_assert_eq!(m.epoch, epoch0 + k as u64 + 1);
+            prop_assert_eq!(m.at, now);
+            if matches!(m.reason, MoveReason::Claim | MoveReason::DampedClaim) && ap {
+                log.claim_moves.push(now);
+            }
+        }
+
+        // Ownership.
+        let own = owners(&t);
+        if ap {
+            prop_assert!(own.len() <= 1, "A/P has owners {:?}", own);
+            if let [m] = moves.as_slice() {
+                prop_assert_eq!(m.from, owners0.iter().next().copied());
+                prop_assert_eq!(m.to, own.iter().next().copied());
+            }
+        }
+        for p in &own {
+            prop_assert!(is_candidate(*p), "owner {:?} is not a candidate", p);
+        }
+        if let Some(p) = g.pending() {
+            prop_assert!(ap && is_candidate(p.port), "pending {:?}", p);
+        }
+
+        // Active-active: a flow moves only if its old owner left or its new owner joined.
+        if let Some(before) = before {
+            if own != owners0 {
+                let after = assignment(&t, seed);
+                let left: BTreeSet<_> = owners0.difference(&own).copied().collect();
+                let joined: BTreeSet<_> = own.difference(&owners0).copied().collect();
+                for (b, a) in before.iter().zip(&after) {
+                    if b == a {
+                        continue;
+                    }
+                    let old_left = match b {
+                        Some(b) => left.contains(b),
+                        None => true,
+                    };
+                    let ok = old_left || a.is_some_and(|a| joined.contains(&a));
+                    prop_assert!(
+                        ok,
+                        "flow moved {:?} -> {:?} though only {:?} left and {:?} joined",
+                        b,
+                        a,
+                        left,
+                        joined
+                    );
+                }
+            }
+        }
+    }
+
+    // Let every pending claim land: poll far in the future until nothing is due.
+    let far = now + Duration::from_secs(3600);
+    for _ in 0..16 {
+        let Some(due) = t.next_deadline() else { break };
+        if due > far {
+            break;
+        }
+        let moves = t.poll(due.max(now));
+        for (_, m) in &moves {
+            if matches!(m.reason, MoveReason::Claim | MoveReason::DampedClaim) && ap {
+                log.claim_moves.push(m.at);
+            }
+        }
+        now = due.max(now);
+    }
+    let g = t.group(ID).expect("group");
+    if ap {
+        prop_assert!(g.pending().is_none(), "a pending claim was never applied");
+        // The last candidate claimant owns the VIP unless an operator command, or the loss
+        // of its port with release_on_port_loss, came after its claim.
+        if let Some((p, at)) = log.last_claim {
+            let admin_after = log.last_admin.is_some_and(|a| a > at);
+            let lost_after =
+                s.release_on_port_loss && log.last_down[p.index()].is_some_and(|d| d > at);
+            if !admin_after && !lost_after {
+                prop_assert_eq!(
+                    owners(&t).into_iter().collect::<Vec<_>>(),
+                    vec![p],
+                    "the last claimant {:?} does not own the VIP",
+                    p
+                );
+            }
+        }
+        // Damping: at most max_moves claim-driven moves in any window.
+        if s.damping.max_moves > 0 {
+            let w = s.damping.window;
+            for (k, &t0) in log.claim_moves.iter().enumerate() {
+                let n = log.claim_moves[k..]
+                    .iter()
+                    .take_while(|&&t1| t1 < t0 + w)
+                    .count();
+                prop_assert!(
+                    n <= s.damping.max_moves as usize,
+                    "{} claim moves within {:?} from {:?} (max {}): {:?}",
+                    n,
+                    w,
+                    t0,
+                    s.damping.max_moves,
+                    log.claim_moves
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn active_passive_invariants(
+        s in setup(VipMode::ActivePassive),
+        ops in prop::collection::vec(op(), 1..80),
+    ) {
+        run(&s, &ops, 0)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn active_active_invariants(
+        s in setup(VipMode::ActiveActive),
+        ops in prop::collection::vec(op(), 1..60),
+        seed in any::<u64>(),
+    ) {
+        run(&s, &ops, seed)?;
+    }
+
+    /// Rendezvous hashing in isolation: over 10 000 flows, a joining owner takes flows only
+    /// for itself, a leaving owner gives up only its own, and leaving undoes joining exactly.
+    #[test]
+    fn active_active_join_and_leave_move_only_their_share(
+        start in prop::collection::btree_set(0u32..12, 0..6),
+        extra in 12u32..16,
+        seed in any::<u64>(),
+    ) {
+        let mut spec_ports: Vec<PortId> = start.iter().copied().map(PortId).collect();
+        spec_ports.push(PortId(extra));
+        let mut t = VipTable::new(
+            vec![VipSpec {
+                name: "lb".into(),
+                addresses: vec!["10.0.0.200".parse().expect("literal")],
+                mode: VipMode::ActiveActive,
+                candidates: spec_ports,
+                damping: Damping::default(),
+                release_on_port_loss: false,
+                virtual_mac: MacAddr([0x02, 0x5e, 0, 0, 0, 2]),
+                owner_liveness: None,
+                initial_owners: vec![],
+            }],
+            Timestamp::ZERO,
+        )
+        .expect("valid spec");
+        let now = Timestamp::from_secs(1);
+        for p in &start {
+            t.claim(ID, PortId(*p), mac(PortId(*p), 0), now);
+        }
+        let before = assignment(&t, seed);
+        let joined = PortId(extra);
+        let out = t.claim(ID, joined, mac(joined, 0), now);
+        prop_assert!(matches!(out, Some(ClaimOutcome::Moved(_))));
+        let after = assignment(&t, seed);
+        let mut taken = 0usize;
+        for (b, a) in before.iter().zip(&after) {
+            if b != a {
+                prop_assert_eq!(*a, Some(joined), "a flow moved to a port that did not join");
+                taken += 1;
+            }
+        }
+        // The newcomer gets roughly its fair share (1/n of the flows, generous bounds).
+        let n = start.len() + 1;
+        let fair = FLOWS / n;
+        prop_assert!(taken > fair / 2 && taken < fair * 3 / 2 + 1, "took {} of {} flows with {} owners", taken, FLOWS, n);
+        let m = t.port_down(joined, now);
+        prop_assert_eq!(m.len(), 1);
+        prop_assert_eq!(assignment(&t, seed), before, "leaving must undo joining exactly");
+    }
+}
+
+/// "Only a candidate can own" holds for operator commands too (regression: `admin_assign`
+/// used to make any port the owner).
+#[test]
+fn admin_assign_refuses_a_non_candidate() {
+    let s = Setup {
+        mode: VipMode::ActivePassive,
+        damping: Damping::default(),
+        release_on_port_loss: false,
+        owner_liveness: None,
+    };
+    let mut t = table(&s);
+    let m = t.group_mut(ID).expect("group").admin_assign(
+        PortId(4),
+        mac(PortId(4), 0),
+        Timestamp::from_secs(1),
+    );
+    assert!(m.is_none(), "a non-candidate was made owner: {m:?}");
+    assert!(owners(&t).is_empty());
+}
