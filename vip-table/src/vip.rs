@@ -554,10 +554,10 @@ impl VipGroup {
                 if self.pending.is_some_and(|p| p.port == port) {
                     self.pending = None;
                 }
-                if self.spec.release_on_port_loss {
-                    if self.owners.first().is_some_and(|o| o.port == port) {
-                        return Some(self.set_single_owner(None, now, MoveReason::PortDown));
-                    }
+                if self.spec.release_on_port_loss
+                    && self.owners.first().is_some_and(|o| o.port == port)
+                {
+                    return Some(self.set_single_owner(None, now, MoveReason::PortDown));
                 }
                 None
             }

@@ -170,6 +170,8 @@ struct Log {
     last_admin: Option<usize>,
     /// Index of the last port-down per port.
     last_down: [Option<usize>; PORTS as usize],
+    /// Index of the last port-down per port that withdrew that port's pending claim.
+    withdrawn: [Option<usize>; PORTS as usize],
 }
 
 fn run(s: &Setup, ops: &[Op], seed: u64) -> Result<(), TestCaseError> {
@@ -226,6 +228,13 @@ fn run(s: &Setup, ops: &[Op], seed: u64) -> Result<(), TestCaseError> {
             Op::PortDown { port } => {
                 up[port.index()] = false;
                 log.last_down[port.index()] = Some(i);
+                let pending_here = t
+                    .group(ID)
+                    .and_then(|g| g.pending())
+                    .is_some_and(|pc| pc.port == port);
+                if pending_here {
+                    log.withdrawn[port.index()] = Some(i);
+                }
                 moves.extend(t.port_down(port, now).into_iter().map(|(_, m)| m));
             }
             Op::PortUp { port } => up[port.index()] = true,
@@ -324,13 +333,15 @@ fn run(s: &Setup, ops: &[Op], seed: u64) -> Result<(), TestCaseError> {
     let g = t.group(ID).expect("group");
     if ap {
         prop_assert!(g.pending().is_none(), "a pending claim was never applied");
-        // The last candidate claimant owns the VIP unless an operator command, or the loss
-        // of its port with release_on_port_loss, came after its claim.
+        // The last candidate claimant owns the VIP unless an operator command came after its
+        // claim, or its port was lost after it: with release_on_port_loss, or while the
+        // claim was still held by damping (a claim from a vanished VM is withdrawn).
         if let Some((p, at)) = log.last_claim {
             let admin_after = log.last_admin.is_some_and(|a| a > at);
             let lost_after =
                 s.release_on_port_loss && log.last_down[p.index()].is_some_and(|d| d > at);
-            if !admin_after && !lost_after {
+            let withdrawn = log.withdrawn[p.index()].is_some_and(|d| d > at);
+            if !admin_after && !lost_after && !withdrawn {
                 prop_assert_eq!(
                     owners(&t).into_iter().collect::<Vec<_>>(),
                     vec![p],
