@@ -82,7 +82,10 @@ fn vm(ns: &str, cmd: &str) -> bool {
     args.extend(cmd.split_whitespace());
     match Command::new("ip").args(&args).output() {
         Ok(o) => {
-            for l in String::from_utf8_lossy(&o.stdout).lines().filter(|l| !l.trim().is_empty()) {
+            for l in String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
                 println!("      {l}");
             }
             o.status.success()
@@ -123,7 +126,11 @@ impl Demo {
 
 fn need_tools() -> Result<(), String> {
     let mut missing = Vec::new();
-    for (tool, pkg) in [("ip", "iproute2"), ("ping", "iputils-ping"), ("arping", "iputils-arping")] {
+    for (tool, pkg) in [
+        ("ip", "iproute2"),
+        ("ping", "iputils-ping"),
+        ("arping", "iputils-arping"),
+    ] {
         if Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
@@ -139,8 +146,15 @@ fn need_tools() -> Result<(), String> {
             missing.join(" ")
         ));
     }
-    let v = Command::new("arping").arg("-V").output().map_err(|e| e.to_string())?;
-    let text = format!("{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+    let v = Command::new("arping")
+        .arg("-V")
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
     if !text.contains("iputils") {
         return Err("the demo needs iputils' arping (apt-get install -y iputils-arping); the `arping` package sends gratuitous ARPs from the interface address, not the VIP".into());
     }
@@ -167,7 +181,9 @@ pub fn run(keep: bool) -> Result<(), String> {
     need_tools()?;
     for (_, tap, _, _) in VMS {
         if Path::new("/sys/class/net").join(tap).exists() {
-            return Err(format!("interface {tap} already exists: is another demo running?"));
+            return Err(format!(
+                "interface {tap} already exists: is another demo running?"
+            ));
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -204,7 +220,8 @@ pub fn run(keep: bool) -> Result<(), String> {
     if let Some(err) = child.stderr.take() {
         std::thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.contains("vswitch::vip") || line.contains("ERROR") || line.contains("WARN") {
+                if line.contains("vswitch::vip") || line.contains("ERROR") || line.contains("WARN")
+                {
                     let msg = line.split("vswitch::vip: ").last().unwrap_or(&line);
                     let msg = msg.split(" event=").next().unwrap_or(msg);
                     println!("      switch log | {msg}");
@@ -230,14 +247,27 @@ pub fn run(keep: bool) -> Result<(), String> {
         sh(&["ip", "link", "set", tap, "netns", &ns])?;
         sh(&["ip", "-n", &ns, "link", "set", "lo", "up"])?;
         sh(&["ip", "-n", &ns, "link", "set", tap, "address", mac])?;
-        sh(&["ip", "-n", &ns, "addr", "add", &format!("{ip}/24"), "dev", tap])?;
+        sh(&[
+            "ip",
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            tap,
+        ])?;
         sh(&["ip", "-n", &ns, "link", "set", tap, "up"])?;
         println!("   {name}: namespace {ns}, {tap} {mac} {ip}/24");
     }
     std::thread::sleep(Duration::from_millis(300));
     d.check_stop()?;
 
-    let (n1, n2, n3) = (d.ns(0).to_string(), d.ns(1).to_string(), d.ns(2).to_string());
+    let (n1, n2, n3) = (
+        d.ns(0).to_string(),
+        d.ns(1).to_string(),
+        d.ns(2).to_string(),
+    );
     println!("\n== 1. vm1 pings vm2 through the switch");
     if !vm(&n1, "ping -c 3 -i 0.2 -W 1 10.77.0.2") {
         return Err("ping vm1 -> vm2 failed".into());
@@ -256,20 +286,35 @@ pub fn run(keep: bool) -> Result<(), String> {
     vm(&n3, "ip addr del 10.77.0.50/24 dev vs-demo3");
     println!(
         "   result: MAC spoof {}, IP spoof {} (the drop counters say why):",
-        if spoof_mac_ok { "GOT THROUGH" } else { "dropped" },
-        if spoof_ip_ok { "GOT THROUGH" } else { "dropped" }
+        if spoof_mac_ok {
+            "GOT THROUGH"
+        } else {
+            "dropped"
+        },
+        if spoof_ip_ok {
+            "GOT THROUGH"
+        } else {
+            "dropped"
+        }
     );
     d.ctl("show stats");
     d.check_stop()?;
 
-    println!("\n== 3. A VIP moves on a gratuitous ARP, and a client with a stale ARP cache follows");
+    println!(
+        "\n== 3. A VIP moves on a gratuitous ARP, and a client with a stale ARP cache follows"
+    );
     println!("   vm1 takes the VIP and announces it (what keepalived does on becoming MASTER):");
     vm(&n1, &format!("ip addr add {VIP}/32 dev vs-demo1"));
     vm(&n1, &format!("arping -c 1 -U -I vs-demo1 {VIP}"));
     std::thread::sleep(Duration::from_millis(200));
     vm(&n3, &format!("ping -c 2 -i 0.2 -W 1 {VIP}"));
-    println!("   pin vm3's ARP entry for the VIP to vm1's MAC, as a stale (or static) cache would be:");
-    vm(&n3, &format!("ip neigh replace {VIP} lladdr 02:77:00:00:00:01 dev vs-demo3 nud permanent"));
+    println!(
+        "   pin vm3's ARP entry for the VIP to vm1's MAC, as a stale (or static) cache would be:"
+    );
+    vm(
+        &n3,
+        &format!("ip neigh replace {VIP} lladdr 02:77:00:00:00:01 dev vs-demo3 nud permanent"),
+    );
     println!("   before the failover:");
     d.ctl("show vips");
     println!("   failover: vm1 gives the VIP up, vm2 (the standby) takes it and sends ONE gratuitous ARP:");
@@ -279,7 +324,9 @@ pub fn run(keep: bool) -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(200));
     println!("   vm3 still has the old MAC for the VIP...");
     vm(&n3, &format!("ip neigh show {VIP}"));
-    println!("   ...and still reaches the VIP, now on vm2 (the switch rewrites the destination MAC):");
+    println!(
+        "   ...and still reaches the VIP, now on vm2 (the switch rewrites the destination MAC):"
+    );
     let follow = vm(&n3, &format!("ping -c 3 -i 0.2 -W 1 {VIP}"));
     println!("   after the failover:");
     d.ctl("show vips");
@@ -304,6 +351,8 @@ pub fn run(keep: bool) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
-    println!("\n== Done: ping, spoof drops, VIP failover with a stale client cache, hijack refused.");
+    println!(
+        "\n== Done: ping, spoof drops, VIP failover with a stale client cache, hijack refused."
+    );
     Ok(())
 }

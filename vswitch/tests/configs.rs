@@ -2,6 +2,8 @@
 //! automatically), the examples mean what their comments say, and every validation rule
 //! reports the field path and reason an operator needs.
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
