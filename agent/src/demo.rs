@@ -297,6 +297,10 @@ pub fn run(keep: bool) -> Result<(), String> {
             "dropped"
         }
     );
+    println!(
+        "   (the MAC spoof shows as mac_spoof; for the IP spoof vm3 first ARPs from 10.77.0.50,"
+    );
+    println!("    and that ARP is dropped as arp_spoof before any IP packet leaves)");
     d.ctl("show stats");
     d.check_stop()?;
 
