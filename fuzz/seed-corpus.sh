@@ -1,0 +1,65 @@
+#!/bin/sh
+# Rebuild the seed corpus of the `parse_process` fuzz target: one file per captured frame,
+# from the scenario fixtures (tests/scenarios/*/*.pcap) and the real keepalived captures
+# (/work/shared/captures/*.pcap). Files are named by the SHA-1 of their content (as
+# libFuzzer names corpus entries), so identical frames collapse into one file. Frames are
+# deduplicated, then at most MAX_SEEDS (default 256) are kept, taken round-robin over the
+# input files so that every capture contributes, to keep the committed corpus small.
+#
+# Usage: fuzz/seed-corpus.sh [pcap ...]   (run from anywhere; defaults to the sets above)
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+out="$here/corpus-seed/parse_process"
+mkdir -p "$out"
+if [ "$#" -eq 0 ]; then
+    set -- "$root"/tests/scenarios/*/*.pcap /work/shared/captures/*.pcap
+fi
+MAX_SEEDS="${MAX_SEEDS:-256}" python3 - "$out" "$@" <<'PY'
+import hashlib, os, struct, sys
+
+out, paths = sys.argv[1], sys.argv[2:]
+cap = int(os.environ["MAX_SEEDS"])
+seen = set()
+per_file = []  # per input file: [(sha1, frame)] not seen in an earlier file
+for path in paths:
+    if not os.path.isfile(path):
+        continue
+    data = open(path, "rb").read()
+    if len(data) < 24:
+        continue
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+        end = "<"
+    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        end = ">"
+    else:
+        print(f"{path}: not a classic pcap file, skipped", file=sys.stderr)
+        continue
+    off = 24
+    mine = []
+    while off + 16 <= len(data):
+        incl_len = struct.unpack_from(end + "I", data, off + 8)[0]
+        frame = data[off + 16 : off + 16 + incl_len]
+        off += 16 + incl_len
+        if len(frame) != incl_len:
+            break  # truncated record
+        h = hashlib.sha1(frame).hexdigest()
+        if h not in seen:
+            seen.add(h)
+            mine.append((h, frame))
+    per_file.append(mine)
+keep = []
+i = 0
+while len(keep) < cap and any(i < len(m) for m in per_file):
+    for m in per_file:
+        if i < len(m) and len(keep) < cap:
+            keep.append(m[i])
+    i += 1
+for old in os.listdir(out):
+    os.remove(os.path.join(out, old))
+for name, frame in keep:
+    with open(os.path.join(out, name), "wb") as f:
+        f.write(frame)
+print(f"{len(seen)} distinct frames, {len(keep)} written to {out}")
+PY
