@@ -121,7 +121,8 @@ fn check(
                 assert!(m.is_unicast(), "rewrite to a group MAC {m}");
             }
         }
-        Verdict::Flood(set) => {
+        Verdict::Flood => {
+            let set = fx.flood;
             assert!(!set.is_empty(), "flood to nobody");
             assert!(
                 !set.contains(ingress),

@@ -211,7 +211,8 @@ pub fn run(dir: &Path) -> Result<String, String> {
                             None => format!("forward {}", sw.port_name(port)),
                         }
                     }
-                    Verdict::Flood(set) => {
+                    Verdict::Flood => {
+                        let set = fx.flood;
                         for p in set.iter() {
                             if let Some(c) = sw.counters(p) {
                                 c.tx(data.len());

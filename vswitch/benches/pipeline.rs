@@ -241,7 +241,7 @@ fn forward_rewrite(v: &Verdict, fx: &Effects) -> bool {
     ) && fx.learn.is_none()
 }
 fn flood(v: &Verdict, fx: &Effects) -> bool {
-    matches!(v, Verdict::Flood(m) if m.len() == PORTS_PER_VLAN - 1) && fx.learn.is_none()
+    matches!(v, Verdict::Flood if fx.flood.len() == PORTS_PER_VLAN - 1) && fx.learn.is_none()
 }
 fn answered(v: &Verdict, fx: &Effects) -> bool {
     *v == Verdict::Answered && fx.reply.is_some()

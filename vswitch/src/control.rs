@@ -221,15 +221,16 @@ impl Switch {
         let mut ports = build_ports(&config)?;
         let vips = build_vips(&config, now)?;
         recompute_masks(&mut ports, &vips);
-        let fdb = Arc::new(Fdb::new(
+        let mut fdb = Fdb::new(
             ports.len(),
             config.switch.fdb_size,
             config.switch.fdb_port_limit,
             config.switch.mac_aging,
-        ));
+        );
         for (i, p) in config.ports.iter().enumerate() {
             fdb.add_static(p.vlan, p.mac, PortId(i as u32));
         }
+        let fdb = Arc::new(fdb);
         let by_name = config
             .ports
             .iter()
@@ -615,15 +616,16 @@ impl Switch {
             }
         }
         recompute_masks(&mut ports, &vips);
-        let fdb = Arc::new(Fdb::new(
+        let mut fdb = Fdb::new(
             ports.len(),
             config.switch.fdb_size,
             config.switch.fdb_port_limit,
             config.switch.mac_aging,
-        ));
+        );
         for (i, p) in config.ports.iter().enumerate() {
             fdb.add_static(p.vlan, p.mac, PortId(i as u32));
         }
+        let fdb = Arc::new(fdb);
         for (vlan, mac, port, is_static, age) in self.fdb.entries(now) {
             if is_static {
                 continue;

@@ -934,7 +934,8 @@ impl Worker {
                                 &vnet,
                             );
                         }
-                        Verdict::Flood(set) => {
+                        Verdict::Flood => {
+                            let set = fx.flood;
                             for p in set.iter() {
                                 send_to(
                                     &mut self.devs,

@@ -291,8 +291,9 @@ pub enum Verdict {
         /// New destination MAC (VIP steering to the current owner).
         rewrite_dst: Option<MacAddr>,
     },
-    /// Send to each port in the set, unchanged.
-    Flood(PortMask),
+    /// Send to each port of [`Effects::flood`], unchanged. (The set travels in the
+    /// effects so that a verdict stays a few bytes.)
+    Flood,
     /// The switch answered the frame itself: send [`Effects::reply`] back out of the
     /// ingress port; the frame goes nowhere else.
     Answered,
@@ -338,6 +339,8 @@ pub struct Effects {
     pub reply: Option<SmallFrame>,
     /// Why the frame was malformed, when it was.
     pub malformed: Option<Malformed>,
+    /// The egress ports of a [`Verdict::Flood`] (meaningless for other verdicts).
+    pub flood: PortMask,
 }
 
 impl Effects {
@@ -565,7 +568,7 @@ pub fn process(
             } else {
                 port.non_candidates
             };
-            return flood_or_drop(set);
+            return flood_or_drop(set, fx);
         }
     }
 
@@ -575,7 +578,7 @@ pub fn process(
     }
 
     if f.dst.is_multicast() {
-        return fit_mtu(snap, port.flood, port, frame.len(), f.l2_len, meta);
+        return fit_mtu(snap, port.flood, port, frame.len(), f.l2_len, meta, fx);
     }
 
     // Unicast IP to a VIP: steer to the (hash-chosen) owner, rewriting the MAC.
@@ -591,7 +594,7 @@ pub fn process(
                 return Verdict::Drop(DropReason::Hairpin);
             }
             let Some(egress) = snap.ports.get(out.index()) else {
-                return flood_unknown(snap, port, &f, frame.len(), meta);
+                return flood_unknown(snap, port, &f, frame.len(), meta, fx);
             };
             if !egress.is_up() {
                 return Verdict::Drop(DropReason::PortDown);
@@ -609,7 +612,7 @@ pub fn process(
                 rewrite_dst: None,
             }
         }
-        None => flood_unknown(snap, port, &f, frame.len(), meta),
+        None => flood_unknown(snap, port, &f, frame.len(), meta, fx),
     }
 }
 
@@ -622,10 +625,11 @@ fn fit_mtu(
     len: usize,
     l2_len: u16,
     meta: RxMeta,
+    fx: &mut Effects,
 ) -> Verdict {
     let l3 = len.saturating_sub(usize::from(l2_len));
     if meta.gso || l3 <= usize::from(port.flood_min_mtu) {
-        return flood_or_drop(set);
+        return flood_or_drop(set, fx);
     }
     let before = set;
     for p in before.iter() {
@@ -640,15 +644,16 @@ fn fit_mtu(
     if set.is_empty() && !before.is_empty() {
         return Verdict::Drop(DropReason::Mtu);
     }
-    flood_or_drop(set)
+    flood_or_drop(set, fx)
 }
 
 #[inline]
-fn flood_or_drop(set: PortMask) -> Verdict {
+fn flood_or_drop(set: PortMask, fx: &mut Effects) -> Verdict {
     if set.is_empty() {
         Verdict::Drop(DropReason::NoEgress)
     } else {
-        Verdict::Flood(set)
+        fx.flood = set;
+        Verdict::Flood
     }
 }
 
@@ -660,9 +665,10 @@ fn flood_unknown(
     f: &FrameFacts,
     len: usize,
     meta: RxMeta,
+    fx: &mut Effects,
 ) -> Verdict {
     let Some(ip) = f.ip() else {
-        return fit_mtu(snap, port.flood, port, len, f.l2_len, meta);
+        return fit_mtu(snap, port.flood, port, len, f.l2_len, meta, fx);
     };
     let mut set = port.flood;
     for p in port.flood.iter() {
@@ -675,7 +681,7 @@ fn flood_unknown(
     if set.is_empty() && !port.flood.is_empty() {
         return Verdict::Drop(DropReason::DestCheck);
     }
-    fit_mtu(snap, set, port, len, f.l2_len, meta)
+    fit_mtu(snap, set, port, len, f.l2_len, meta, fx)
 }
 
 #[allow(clippy::too_many_arguments)]

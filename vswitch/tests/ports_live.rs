@@ -1117,7 +1117,7 @@ fn af_packet_link_down_is_not_gone() {
     require_root!();
     let mut env = Env::new('d');
     let (pair, ports) = veth_pair(&mut env, 6, ["02:00:00:99:06:01", "02:00:00:99:06:02"]);
-    let [mut a, _b] = ports;
+    let [mut a, mut b] = ports;
     ip(&["link", "set", &pair.host[0], "down"]);
     let mut batch = Batch::new(4);
     let r = a.recv_batch(&mut batch);
@@ -1163,4 +1163,30 @@ fn af_packet_link_down_is_not_gone() {
         a.recv_batch(&mut batch),
         Err(PortError::Gone { .. })
     ));
+    // Down first, deleted later: the deletion raises nothing on the socket; the port finds
+    // out from is_present() / the next empty receive.
+    ip(&["link", "set", &pair.host[1], "down"]);
+    // Frames queued before the link went down are still delivered first.
+    // The first receive reports ENETDOWN (link down: Ok(0)); frames queued before the
+    // link went down are delivered by the next ones.
+    for _ in 0..3 {
+        b.recv_batch(&mut batch).expect("recv while down");
+    }
+    assert!(b.is_present());
+    ip(&["link", "del", &pair.host[1]]);
+    assert!(!b.is_present(), "deleted while down: still looks present");
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        let r = b.recv_batch(&mut batch);
+        let gone = matches!(r, Err(PortError::Gone { .. }));
+        results.push(format!("{r:?}"));
+        if gone {
+            break;
+        }
+    }
+    eprintln!("recv after down-then-delete: {results:?}");
+    assert!(
+        results.last().is_some_and(|r| r.starts_with("Err(Gone")),
+        "{results:?}"
+    );
 }
