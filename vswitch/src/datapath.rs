@@ -836,6 +836,7 @@ impl Worker {
         if let Some(c) = snap.counters.get(port.index()) {
             match res {
                 Ok(()) => c.tx(f.as_bytes().len()),
+                Err(PortError::LinkDown) => c.count_drop(DropReason::PortDown),
                 Err(_) => c.count_drop(DropReason::TxError),
             }
         }
@@ -997,6 +998,7 @@ fn send_to(
     if let Some(c) = snap.counters.get(port.index()) {
         match r {
             Ok(()) => c.tx(frame.len()),
+            Err(PortError::LinkDown) => c.count_drop(DropReason::PortDown),
             Err(e) => {
                 c.count_drop(DropReason::TxError);
                 if e.is_gone() && !gone.contains(&port) {

@@ -809,6 +809,35 @@ fn tap_moved_down_and_deleted() {
 }
 
 #[test]
+fn fresh_tap_is_silent_before_a_vm_uses_it() {
+    // Regression: a tap brought up in the switch's namespace used to run the host's IPv6
+    // autoconfiguration (MLD reports, DAD, router solicitations from the tap's random MAC),
+    // which the switch then counted as spoofing on a port no VM used yet.
+    require_root!();
+    let env = Env::new('q');
+    let name = env.ifname('t', 'q');
+    let mut port = TapPort::open(&name, &TapOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut batch = Batch::new(16);
+    let mut seen = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        if let Ok(n) = port.recv_batch(&mut batch) {
+            for k in 0..n {
+                if let Some(b) = batch.get(k) {
+                    seen.push(b.frame().len());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        seen.is_empty(),
+        "a fresh tap delivered {} frames (sizes {seen:?}) with nothing attached",
+        seen.len()
+    );
+}
+
+#[test]
 fn tap_multi_queue_ports_share_one_device() {
     // IFF_MULTI_QUEUE: each open of the same name attaches one more queue (one port each);
     // the kernel spreads flows over them. Deleting the device kills every queue.

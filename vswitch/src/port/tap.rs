@@ -118,6 +118,14 @@ impl TapPort {
             .map_err(setup("TUNSETOFFLOAD"))?;
         }
         let actual_name = IfName::new(&actual).unwrap_or(name);
+        // The host's IPv6 autoconfiguration would otherwise send MLD reports, DAD and
+        // router solicitations from the tap's random MAC into the switch (counted as
+        // spoofing on a port no VM uses yet). A namespace the tap is moved into starts
+        // with its own settings.
+        let _ = std::fs::write(
+            format!("/proc/sys/net/ipv6/conf/{actual}/disable_ipv6"),
+            "1",
+        );
         if opts.bring_up {
             sys::set_link_up(&actual_name).map_err(setup("set link up (SIOCSIFFLAGS)"))?;
         }
