@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use vip_table::{PortId, Timestamp};
 use vswitch::config::Config;
-use vswitch::control::{Outbound, Switch, SwitchEvent};
+use vswitch::control::{Outbound, Switch};
 use vswitch::pipeline::{process, DropReason, Effects, RxMeta, Verdict};
 
 use crate::describe::describe;
@@ -51,35 +51,7 @@ fn fmt_ports(sw: &Switch, ports: impl Iterator<Item = PortId>) -> String {
 
 fn render_events(sw: &mut Switch, out: &mut String) {
     for e in sw.take_events() {
-        let line = match e {
-            SwitchEvent::VipMoved {
-                vip,
-                from,
-                to,
-                mac,
-                epoch,
-                reason,
-                ..
-            } => format!(
-                "vip {vip}: {} -> {} (mac {}), epoch {epoch}, reason {reason}",
-                from.as_deref().unwrap_or("none"),
-                to.as_deref().unwrap_or("none"),
-                mac.map_or("-".to_string(), |m| m.to_string()),
-            ),
-            SwitchEvent::VipClaimPending { vip, port, due } => {
-                format!("vip {vip}: claim from {port} held by damping until {}", due)
-            }
-            SwitchEvent::VipHijack {
-                vip,
-                addr,
-                port,
-                mac,
-            } => format!("vip {vip}: HIJACK refused: {port} ({mac}) claimed {addr}"),
-            SwitchEvent::PortState { port, up, cause } => {
-                format!("port {port} {} ({cause})", if up { "up" } else { "down" })
-            }
-        };
-        let _ = writeln!(out, "      event: {line}");
+        let _ = writeln!(out, "      event: {e}");
     }
 }
 

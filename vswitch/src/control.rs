@@ -88,6 +88,48 @@ pub enum SwitchEvent {
     },
 }
 
+impl std::fmt::Display for SwitchEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SwitchEvent::VipMoved {
+                vip,
+                from,
+                to,
+                mac,
+                epoch,
+                reason,
+                ..
+            } => write!(
+                f,
+                "vip {vip}: {} -> {} (mac {}), epoch {epoch}, reason {reason}",
+                from.as_deref().unwrap_or("none"),
+                to.as_deref().unwrap_or("none"),
+                mac.map_or("-".to_string(), |m| m.to_string()),
+            ),
+            SwitchEvent::VipClaimPending { vip, port, due } => {
+                write!(
+                    f,
+                    "vip {vip}: claim from {port} held by damping until {due}"
+                )
+            }
+            SwitchEvent::VipHijack {
+                vip,
+                addr,
+                port,
+                mac,
+            } => write!(
+                f,
+                "vip {vip}: HIJACK refused: {port} ({mac}) claimed {addr}"
+            ),
+            SwitchEvent::PortState { port, up, cause } => write!(
+                f,
+                "port {port} {} ({cause})",
+                if *up { "up" } else { "down" }
+            ),
+        }
+    }
+}
+
 /// Errors of control operations.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -186,6 +228,20 @@ fn build_ports(cfg: &Config) -> Result<Vec<PortEntry>, ControlError> {
     Ok(out)
 }
 
+/// An FDB sized by the configuration, with every port MAC as a static entry.
+fn build_fdb(cfg: &Config) -> Fdb {
+    let mut fdb = Fdb::new(
+        cfg.ports.len(),
+        cfg.switch.fdb_size,
+        cfg.switch.fdb_port_limit,
+        cfg.switch.mac_aging,
+    );
+    for (i, p) in cfg.ports.iter().enumerate() {
+        fdb.add_static(p.vlan, p.mac, PortId(i as u32));
+    }
+    fdb
+}
+
 fn build_vips(cfg: &Config, now: Timestamp) -> Result<VipTable, ControlError> {
     let id = |name: &str| cfg.port_index(name).map(|i| PortId(i as u32));
     let specs = cfg
@@ -221,16 +277,7 @@ impl Switch {
         let mut ports = build_ports(&config)?;
         let vips = build_vips(&config, now)?;
         recompute_masks(&mut ports, &vips);
-        let mut fdb = Fdb::new(
-            ports.len(),
-            config.switch.fdb_size,
-            config.switch.fdb_port_limit,
-            config.switch.mac_aging,
-        );
-        for (i, p) in config.ports.iter().enumerate() {
-            fdb.add_static(p.vlan, p.mac, PortId(i as u32));
-        }
-        let fdb = Arc::new(fdb);
+        let fdb = Arc::new(build_fdb(&config));
         let by_name = config
             .ports
             .iter()
@@ -616,16 +663,7 @@ impl Switch {
             }
         }
         recompute_masks(&mut ports, &vips);
-        let mut fdb = Fdb::new(
-            ports.len(),
-            config.switch.fdb_size,
-            config.switch.fdb_port_limit,
-            config.switch.mac_aging,
-        );
-        for (i, p) in config.ports.iter().enumerate() {
-            fdb.add_static(p.vlan, p.mac, PortId(i as u32));
-        }
-        let fdb = Arc::new(fdb);
+        let fdb = Arc::new(build_fdb(&config));
         for (vlan, mac, port, is_static, age) in self.fdb.entries(now) {
             if is_static {
                 continue;

@@ -319,6 +319,7 @@ fn interface_exists(name: &str) -> bool {
 
 fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
     for e in sw.take_events() {
+        let msg = e.to_string();
         match e {
             SwitchEvent::VipMoved {
                 vip,
@@ -344,9 +345,7 @@ fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
                     at_ns = at.as_nanos(),
                     claim_rx_ns = reaction.map(|r| r.0.as_nanos()),
                     reaction_us,
-                    "VIP {vip} moved {} -> {} (epoch {epoch}, {reason})",
-                    from.as_deref().unwrap_or("none"),
-                    to.as_deref().unwrap_or("none"),
+                    "{msg}"
                 );
             }
             SwitchEvent::VipClaimPending { vip, port, due } => tracing::warn!(
@@ -355,7 +354,7 @@ fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
                 vip = %vip,
                 port = %port,
                 due_ns = due.as_nanos(),
-                "VIP {vip}: claim from {port} held by flap damping until {due}"
+                "{msg}"
             ),
             SwitchEvent::VipHijack {
                 vip,
@@ -369,7 +368,7 @@ fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
                 addr = %addr,
                 port = %port,
                 mac = %mac,
-                "VIP {vip}: hijack attempt refused: port {port} ({mac}) claimed {addr}"
+                "{msg}"
             ),
             SwitchEvent::PortState { port, up, cause } => tracing::info!(
                 target: "vswitch::port",
@@ -377,8 +376,7 @@ fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
                 port = %port,
                 up,
                 cause,
-                "port {port} {} ({cause})",
-                if up { "up" } else { "down" }
+                "{msg}"
             ),
         }
     }

@@ -445,6 +445,58 @@ pub trait Port: Send {
     fn io_counters(&self) -> IoCounters;
 }
 
+/// The transmit side that the tap and AF_PACKET backends share: a raw write of one frame
+/// (with a vnet header, or none when the frame is already complete) and the state the
+/// software-offload fallback needs.
+pub(crate) trait RawTx {
+    /// Write one frame, preceded by `hdr` (a vnet header, or empty).
+    fn write_raw(&mut self, hdr: &[u8], frame: &[u8]) -> Result<(), PortError>;
+    /// The software-offload scratch (present when the port has no vnet header), the
+    /// counters, the segmentation MTU and the errno that revealed a vanished device.
+    fn tx_state(
+        &mut self,
+    ) -> (
+        &mut Option<SoftwareOffload>,
+        &mut IoCounters,
+        usize,
+        Option<i32>,
+    );
+}
+
+/// [`Port::send`] for a [`RawTx`] backend: pass the frame and its vnet header through, or,
+/// on a port without vnet headers, complete the checksum / segment it in software first.
+pub(crate) fn send_via<P: RawTx>(p: &mut P, frame: &[u8], vnet: &VnetHdr) -> Result<(), PortError> {
+    let (slot, _, mtu, gone) = p.tx_state();
+    if let Some(errno) = gone {
+        return Err(PortError::Gone { errno });
+    }
+    let Some(mut soft) = slot.take() else {
+        return p.write_raw(&vnet.to_bytes(), frame);
+    };
+    let mut first_err = None;
+    let mut segments = 0u64;
+    let segmenting = vnet.is_gso();
+    let r = soft.prepare(frame, vnet, mtu, |seg| {
+        if first_err.is_none() {
+            match p.write_raw(&[], seg) {
+                Ok(()) => segments += u64::from(segmenting),
+                Err(e) => first_err = Some(e),
+            }
+        }
+    });
+    let (slot, counters, _, _) = p.tx_state();
+    *slot = Some(soft);
+    counters.tx_segments += segments;
+    match (r, first_err) {
+        (Err(e), _) => {
+            counters.tx_dropped += 1;
+            Err(PortError::Offload(e))
+        }
+        (Ok(_), Some(e)) => Err(e),
+        (Ok(_), None) => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -288,32 +288,7 @@ impl Port for TapPort {
     }
 
     fn send(&mut self, frame: &[u8], vnet: &VnetHdr) -> Result<(), PortError> {
-        if let Some(errno) = self.gone_errno {
-            return Err(PortError::Gone { errno });
-        }
-        let Some(mut soft) = self.soft.take() else {
-            return self.write_frame(&vnet.to_bytes(), frame);
-        };
-        let mut first_err = None;
-        let segmenting = vnet.is_gso();
-        let mtu = self.mtu;
-        let r = soft.prepare(frame, vnet, mtu, |seg| {
-            if first_err.is_none() {
-                match self.write_frame(&[], seg) {
-                    Ok(()) => self.counters.tx_segments += u64::from(segmenting),
-                    Err(e) => first_err = Some(e),
-                }
-            }
-        });
-        self.soft = Some(soft);
-        match (r, first_err) {
-            (Err(e), _) => {
-                self.counters.tx_dropped += 1;
-                Err(PortError::Offload(e))
-            }
-            (Ok(_), Some(e)) => Err(e),
-            (Ok(_), None) => Ok(()),
-        }
+        super::send_via(self, frame, vnet)
     }
 
     fn is_present(&self) -> bool {
@@ -322,5 +297,26 @@ impl Port for TapPort {
 
     fn io_counters(&self) -> IoCounters {
         self.counters
+    }
+}
+
+impl super::RawTx for TapPort {
+    fn write_raw(&mut self, hdr: &[u8], frame: &[u8]) -> Result<(), PortError> {
+        self.write_frame(hdr, frame)
+    }
+    fn tx_state(
+        &mut self,
+    ) -> (
+        &mut Option<SoftwareOffload>,
+        &mut IoCounters,
+        usize,
+        Option<i32>,
+    ) {
+        (
+            &mut self.soft,
+            &mut self.counters,
+            self.mtu,
+            self.gone_errno,
+        )
     }
 }
