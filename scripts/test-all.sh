@@ -13,4 +13,14 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
-cargo test --workspace -- --test-threads=2
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace -- --test-threads=2 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+# One total line for the whole run (cargo prints one per test binary, the last of which is
+# often a doc-test run with nothing in it).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$rc"
