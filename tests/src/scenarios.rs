@@ -909,10 +909,13 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
 
     let mut s = Scenario::new(
         "arp-reply-move",
-        "An ARP reply with spa = VIP from the standby candidate vm2 is a claim: ownership moves\n\
-         from vm1 to vm2 at once (epoch 2), the reply itself is still delivered to vm3, and vm3's\n\
-         next frame to the VIP (to vm1's MAC) reaches vm2 with the MAC rewritten. vm1 then claims\n\
-         back with an `arping -U` style GARP (tha = 00:00:00:00:00:00), which is a claim too.",
+        "Only announcements claim. A unicast ARP reply with spa = VIP from the standby vm2 (what\n\
+         a node whose keepalived was killed, VIP still configured, sends when it answers the new\n\
+         master's GARP) is delivered to vm3 but claims nothing: the owner stays vm1. The same\n\
+         reply sent to broadcast (`arping -A`, a gratuitous reply) is a claim: ownership moves\n\
+         to vm2 at once (epoch 2) and vm3's next frame to the VIP (to vm1's MAC) reaches vm2 with\n\
+         the MAC rewritten. vm1 then claims back with an `arping -U` style GARP (tha =\n\
+         00:00:00:00:00:00), which is a claim too.",
         three_vms(VIP_AP),
     );
     s.at(0.0, "vm1", garp(vm(1), vip4))
@@ -922,6 +925,12 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
             udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
         )
         .at(2.0, "vm2", arp_reply(vm(2), vip4, vm(3), "10.0.0.3"))
+        .at(
+            2.2,
+            "vm3",
+            udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+        )
+        .at(2.4, "vm2", arp_raw(vm(2), bc, 2, vm(2), vip4, bc, vip4))
         .at(
             2.5,
             "vm3",

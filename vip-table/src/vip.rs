@@ -215,6 +215,10 @@ pub struct VipGroup {
     recent_moves: VecDeque<Timestamp>,
     hijacks: u64,
     last_hijack: Option<HijackAttempt>,
+    /// Active-passive: the owner's port went down and the owner has not spoken since.
+    /// Damping exists to stop a live pair from flapping; a claim that replaces a dead owner
+    /// is the only way back to service, so it is not held.
+    owner_down: bool,
 }
 
 #[inline]
@@ -253,6 +257,7 @@ impl VipGroup {
             recent_moves: VecDeque::new(),
             hijacks: 0,
             last_hijack: None,
+            owner_down: false,
         }
     }
 
@@ -379,6 +384,7 @@ impl VipGroup {
     ) -> Move {
         let from = self.owners.first().map(|o| o.port);
         self.owners.clear();
+        self.owner_down = false;
         if let Some((p, mac)) = port {
             self.owners.push(Owner {
                 port: p,
@@ -455,6 +461,7 @@ impl VipGroup {
             VipMode::ActivePassive => {
                 if let Some(o) = self.owners.first_mut().filter(|o| o.port == port) {
                     o.last_claim = now;
+                    self.owner_down = false;
                     // The owner speaking again is the latest truth: a held-back claim from
                     // the other side is superseded, not lost.
                     self.pending = None;
@@ -465,7 +472,7 @@ impl VipGroup {
                     }
                     return ClaimOutcome::Refreshed;
                 }
-                if let Some(due) = self.damped(now) {
+                if let Some(due) = self.damped(now).filter(|_| !self.owner_down) {
                     self.pending = Some(PendingClaim {
                         port,
                         mac,
@@ -554,13 +561,31 @@ impl VipGroup {
                 if self.pending.is_some_and(|p| p.port == port) {
                     self.pending = None;
                 }
-                if self.spec.release_on_port_loss
-                    && self.owners.first().is_some_and(|o| o.port == port)
-                {
+                if self.owners.first().is_none_or(|o| o.port != port) {
+                    return None;
+                }
+                if self.spec.release_on_port_loss {
                     return Some(self.set_single_owner(None, now, MoveReason::PortDown));
                 }
+                // The owner is gone: a claim held back by damping is the standby taking
+                // over; apply it now rather than black-holing the VIP until the window ends.
+                if let Some(p) = self.pending.take() {
+                    return Some(self.set_single_owner(
+                        Some((p.port, p.mac)),
+                        now,
+                        MoveReason::DampedClaim,
+                    ));
+                }
+                self.owner_down = true;
                 None
             }
+        }
+    }
+
+    /// The port of a candidate came (back) up.
+    pub fn port_up(&mut self, port: PortId) {
+        if self.owners.first().is_some_and(|o| o.port == port) {
+            self.owner_down = false;
         }
     }
 
@@ -738,6 +763,7 @@ impl VipTable {
             g.recent_moves = o.recent_moves.clone();
             g.hijacks = o.hijacks;
             g.last_hijack = o.last_hijack;
+            g.owner_down = o.owner_down && !lost;
             g.last_claim = o.last_claim.and_then(|(t, p)| map_port(p).map(|p| (t, p)));
             g.pending = o.pending.and_then(|p| {
                 map_port(p.port)
@@ -834,6 +860,15 @@ impl VipTable {
         now: Timestamp,
     ) -> Option<ClaimOutcome> {
         self.group_mut(id).map(|g| g.claim(port, mac, now))
+    }
+
+    /// A port came (back) up.
+    pub fn port_up(&mut self, port: PortId) {
+        for g in &mut self.groups {
+            if g.is_candidate(port) {
+                Arc::make_mut(g).port_up(port);
+            }
+        }
     }
 
     /// Apply due pending claims and liveness expiries; returns the moves.
@@ -1022,6 +1057,45 @@ mod tests {
         g.poll(t(20), &mut out);
         assert!(out.is_empty(), "the VIP stays on the live owner");
         assert!(g.is_owner(PortId(2)));
+    }
+
+    #[test]
+    fn damping_does_not_hold_a_claim_that_replaces_a_dead_owner() {
+        // Window full (2 moves in 10 s), then the owner's port dies: the standby's claim
+        // is applied at once instead of black-holing the VIP until t=11.
+        let mut g = VipGroup::new(spec(VipMode::ActivePassive), t(0));
+        g.claim(PortId(1), mac(1), t(1));
+        g.claim(PortId(2), mac(2), t(2));
+        assert!(g.port_down(PortId(2), t(3)).is_none());
+        assert!(matches!(
+            g.claim(PortId(1), mac(1), t(4)),
+            ClaimOutcome::Moved(Move {
+                to: Some(PortId(1)),
+                ..
+            })
+        ));
+        // The new owner is alive: damping applies again.
+        assert!(matches!(
+            g.claim(PortId(3), mac(3), t(5)),
+            ClaimOutcome::Pending { .. }
+        ));
+    }
+
+    #[test]
+    fn a_held_claim_is_applied_when_the_owner_dies() {
+        let mut g = VipGroup::new(spec(VipMode::ActivePassive), t(0));
+        g.claim(PortId(1), mac(1), t(1));
+        g.claim(PortId(2), mac(2), t(2));
+        assert!(matches!(
+            g.claim(PortId(1), mac(1), t(3)),
+            ClaimOutcome::Pending { .. }
+        ));
+        let m = g
+            .port_down(PortId(2), t(4))
+            .expect("the held claim is applied");
+        assert_eq!((m.from, m.to), (Some(PortId(2)), Some(PortId(1))));
+        assert_eq!(m.reason, MoveReason::DampedClaim);
+        assert!(g.pending().is_none());
     }
 
     #[test]

@@ -522,6 +522,8 @@ impl Switch {
             for (id, m) in self.vips.port_down(pid, now) {
                 self.on_move(id, m, out);
             }
+        } else {
+            self.vips.port_up(pid);
         }
         recompute_masks(&mut self.ports, &self.vips);
         self.publish(true);

@@ -454,25 +454,38 @@ fn source_check(
     Ok(())
 }
 
-/// If the frame claims a VIP address, the group and the address.
+/// If the frame speaks for a VIP address (a GARP, an ARP reply, an NA), the group, the
+/// address, the MAC, and whether it is an announcement to everyone (a claim) rather than an
+/// answer to one asker.
+///
+/// Only announcements claim: a gratuitous ARP request, an ARP reply sent to broadcast
+/// (`arping -A`), an unsolicited NA (S flag clear). A unicast ARP reply or a solicited NA
+/// answers somebody's request: a VM that still has the address — its keepalived was
+/// killed; with `use_vmac` the macvlan has `accept_local = 1` — answers the new master's
+/// GARP that way, and must not take the VIP back. From a non-candidate, any of them is a
+/// hijack attempt.
 #[inline]
-fn claimed_vip(snap: &Snapshot, f: &FrameFacts) -> Option<(VipId, IpAddr, MacAddr)> {
+fn claimed_vip(snap: &Snapshot, f: &FrameFacts) -> Option<(VipId, IpAddr, MacAddr, bool)> {
     if snap.vips.is_empty() {
         return None;
     }
     match &f.l3 {
         L3::Arp(a) if a.is_gratuitous_request() || a.op == ArpInfo::REPLY => {
             let addr = IpAddr::V4(a.spa);
-            snap.vips.lookup(addr).map(|id| (id, addr, a.sha))
+            let announced = a.is_gratuitous_request() || f.dst.is_multicast();
+            snap.vips
+                .lookup(addr)
+                .map(|id| (id, addr, a.sha, announced))
         }
         L3::Ipv6(IpInfo {
-            l4: L4::Icmpv6(Icmpv6Info::NeighborAdvert { target, tll, .. }),
+            l4: L4::Icmpv6(Icmpv6Info::NeighborAdvert { target, tll, flags }),
             ..
         }) => {
             let addr = IpAddr::V6(*target);
+            let announced = flags & wire::NA_FLAG_SOLICITED == 0;
             snap.vips
                 .lookup(addr)
-                .map(|id| (id, addr, tll.unwrap_or(f.src)))
+                .map(|id| (id, addr, tll.unwrap_or(f.src), announced))
         }
         _ => None,
     }
@@ -512,7 +525,7 @@ pub fn process(
     // VIP claims are judged before the generic source check so that a non-candidate's claim
     // is reported as what it is: a hijack attempt.
     let claim = claimed_vip(snap, &f);
-    if let Some((vip, addr, mac)) = claim {
+    if let Some((vip, addr, mac, announced)) = claim {
         let candidate = snap
             .vips
             .group(vip)
@@ -531,12 +544,14 @@ pub fn process(
                 return Verdict::Drop(r);
             }
         }
-        fx.vip = Some(VipSignal::Claim {
-            vip,
-            addr,
-            port: ingress,
-            mac,
-        });
+        if announced {
+            fx.vip = Some(VipSignal::Claim {
+                vip,
+                addr,
+                port: ingress,
+                mac,
+            });
+        }
     } else if port.policy.port_security {
         if let Err(r) = source_check(snap, ingress, port, &f) {
             return Verdict::Drop(r);

@@ -2164,3 +2164,392 @@ impl Lab {
         )
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// HA helpers: keepalived in a VM, a continuous VIP watcher, per-flow probes (A/A)
+// ---------------------------------------------------------------------------------------
+
+/// Python UDP echo server bound to one address (e.g. a VIP on `lo`), so its answers come
+/// from that address, as an LVS-DR backend's do. Answers "<payload> <name>"; prints READY.
+/// Arguments: bind address, port, name.
+pub const UDP_ECHO_AT_PY: &str = "import socket,sys
+addr,port,name=sys.argv[1],int(sys.argv[2]),sys.argv[3].encode()
+s=socket.socket(socket.AF_INET6 if ':' in addr else socket.AF_INET,socket.SOCK_DGRAM)
+s.bind((addr,port))
+print('READY',flush=True)
+while True:
+    d,a=s.recvfrom(2048)
+    s.sendto(d+b' '+name,a)
+";
+
+/// Python UDP watcher: sends sequence-numbered datagrams at a fixed rate until SIGINT or
+/// SIGTERM (or 120 s), printing `ANSWER <name> <seq> <secs>` whenever the responder
+/// changes; at the end one JSON line `{"sent","received","max_gap_ms","by","runs"}` where
+/// `runs` is the answer sequence run-length encoded (`["-", n]` for n lost probes).
+/// Prints READY first. Arguments: address, port, rate (Hz).
+pub const UDP_WATCH_PY: &str = "import socket,sys,time,json,select,signal
+dst,port,hz=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])
+s=socket.socket(socket.AF_INET6 if ':' in dst else socket.AF_INET,socket.SOCK_DGRAM)
+iv=1.0/hz; got={}; n=0; stop=[False]; last=[None]
+def h(*a): stop[0]=True
+signal.signal(signal.SIGINT,h); signal.signal(signal.SIGTERM,h)
+def rx(until):
+    while True:
+        r=until-time.time()
+        if r<=0: return
+        if select.select([s],[],[],r)[0]:
+            d,_=s.recvfrom(2048)
+            k,_,who=d.decode().partition(' ')
+            k=int(k)
+            if k not in got:
+                got[k]=who
+                if who!=last[0]:
+                    last[0]=who
+                    print('ANSWER',who,k,round(time.time()-t0,3),flush=True)
+print('READY',flush=True)
+t0=time.time()
+while not stop[0] and n<hz*120:
+    try: s.sendto(str(n).encode(),(dst,port))
+    except OSError: pass
+    n+=1
+    rx(t0+n*iv)
+rx(time.time()+0.5)
+runs=[]
+for i in range(n):
+    w=got.get(i,'-')
+    if runs and runs[-1][0]==w: runs[-1][1]+=1
+    else: runs.append([w,1])
+best=max([c for w,c in runs if w=='-'] or [0])
+by={}
+for w in got.values(): by[w]=by.get(w,0)+1
+print(json.dumps({'sent':n,'received':len(got),'max_gap_ms':round(best*iv*1000,1),'by':by,'runs':runs}),flush=True)
+";
+
+/// What [`UDP_WATCH_PY`] reports.
+#[derive(Clone, Debug)]
+pub struct WatchReport {
+    /// Probes sent.
+    pub sent: u64,
+    /// Probes answered.
+    pub received: u64,
+    /// Longest run of unanswered probes, in milliseconds (the client's worst outage).
+    pub max_gap_ms: f64,
+    /// Answers per responder name.
+    pub by: std::collections::BTreeMap<String, u64>,
+    /// The answers in order, run-length encoded: (responder or "-" for lost, count).
+    pub runs: Vec<(String, u64)>,
+}
+
+impl WatchReport {
+    /// Who answered the last answered probes, and how many in a row.
+    pub fn last_answerer(&self) -> Option<(&str, u64)> {
+        self.runs
+            .iter()
+            .rev()
+            .find(|(w, _)| w != "-")
+            .map(|(w, n)| (w.as_str(), *n))
+    }
+
+    /// Probes lost after the last answer (still unanswered at the end).
+    pub fn lost_at_end(&self) -> u64 {
+        self.runs
+            .last()
+            .filter(|(w, _)| w == "-")
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// "vm1x120 -x35 vm2x200": the answer sequence, for messages.
+    pub fn pattern(&self) -> String {
+        self.runs
+            .iter()
+            .map(|(w, n)| format!("{w}x{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+impl fmt::Display for WatchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "sent {} answered {} worst gap {} ms: {}",
+            self.sent,
+            self.received,
+            self.max_gap_ms,
+            self.pattern()
+        )
+    }
+}
+
+/// Python per-flow UDP prober: opens N sockets (N distinct source ports = N flows) and,
+/// every `period` seconds until SIGINT/SIGTERM, sends one datagram per flow and prints one
+/// JSON line `{"round": r, "who": [name or null per flow]}` (answers wait up to 0.2 s).
+/// Prints `READY <ports…>` first. Arguments: address, port, flows, period (s).
+pub const UDP_FLOWS_PY: &str = "import socket,sys,time,json,select,signal
+dst,port,nf,per=sys.argv[1],int(sys.argv[2]),int(sys.argv[3]),float(sys.argv[4])
+fam=socket.AF_INET6 if ':' in dst else socket.AF_INET
+ss=[]
+for i in range(nf):
+    s=socket.socket(fam,socket.SOCK_DGRAM); s.bind(('',0)); s.setblocking(False); ss.append(s)
+stop=[False]
+def h(*a): stop[0]=True
+signal.signal(signal.SIGINT,h); signal.signal(signal.SIGTERM,h)
+print('READY',' '.join(str(s.getsockname()[1]) for s in ss),flush=True)
+r=0
+while not stop[0]:
+    t=time.time(); who=[None]*nf; idx={s.fileno():i for i,s in enumerate(ss)}
+    for s in ss:
+        try: s.sendto(str(r).encode(),(dst,port))
+        except OSError: pass
+    while None in who and time.time()<t+0.2:
+        for s in select.select(ss,[],[],0.02)[0]:
+            try: d=s.recv(2048)
+            except OSError: continue
+            k,_,w=d.decode().partition(' ')
+            if k==str(r): who[idx[s.fileno()]]=w
+    print(json.dumps({'round':r,'who':who}),flush=True)
+    r+=1
+    time.sleep(max(0,t+per-time.time()))
+";
+
+/// One round of [`UDP_FLOWS_PY`]: who answered each flow (None: no answer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowRound {
+    /// Round number.
+    pub round: u64,
+    /// Responder per flow.
+    pub who: Vec<Option<String>>,
+}
+
+impl FlowRound {
+    /// Flows that got an answer.
+    pub fn answered(&self) -> usize {
+        self.who.iter().filter(|w| w.is_some()).count()
+    }
+
+    /// Flows per responder.
+    pub fn share(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for w in self.who.iter().flatten() {
+            *m.entry(w.clone()).or_insert(0) += 1;
+        }
+        m
+    }
+}
+
+impl Lab {
+    /// Starts keepalived (VRRP only, foreground, logging to its output files) in `vm` with
+    /// `conf` written into the lab directory, and private pid files so several instances
+    /// coexist on the host. The process is the keepalived parent; its VRRP child is its
+    /// descendant: [`Proc::crash`] is a crash (the VIPs stay configured), [`Proc::signal`]
+    /// with SIGTERM a graceful stop (priority-0 advert, VIPs removed).
+    #[track_caller]
+    pub fn keepalived(&self, vm: &Vm, conf: &str) -> Proc<'_> {
+        let n = {
+            let mut st = self.st();
+            st.next_id += 1;
+            st.next_id
+        };
+        let base = format!("ka-{}-{n}", vm.name);
+        let cfg = self.write_file(&format!("{base}.conf"), conf);
+        let path = |ext: &str| {
+            self.dir
+                .join(format!("{base}.{ext}"))
+                .to_string_lossy()
+                .into_owned()
+        };
+        let (cfg, pid, vrrp, chk) = (
+            cfg.to_string_lossy().into_owned(),
+            path("pid"),
+            path("vrrp.pid"),
+            path("chk.pid"),
+        );
+        self.spawn(
+            vm,
+            &[
+                "keepalived",
+                "--dont-fork",
+                "--log-console",
+                "--log-detail",
+                "--no-syslog",
+                "--vrrp",
+                "--use-file",
+                &cfg,
+                "--pid",
+                &pid,
+                "--vrrp_pid",
+                &vrrp,
+                "--checkers_pid",
+                &chk,
+            ],
+        )
+    }
+
+    /// Starts a UDP watcher in `vm` towards dst:port (see [`UDP_WATCH_PY`]); stop it with
+    /// [`Lab::watch_report`].
+    #[track_caller]
+    pub fn udp_watch(&self, vm: &Vm, dst: impl fmt::Display, port: u16, hz: u32) -> Proc<'_> {
+        let (dst, port, hz) = (dst.to_string(), port.to_string(), hz.to_string());
+        let p = self.spawn(vm, &["python3", "-c", UDP_WATCH_PY, &dst, &port, &hz]);
+        assert!(
+            p.wait_for_output("READY", Duration::from_secs(10)),
+            "UDP watcher in {} did not start: {}",
+            vm.name,
+            p.output()
+        );
+        p
+    }
+
+    /// Stops a watcher (SIGINT) and parses its report.
+    #[track_caller]
+    pub fn watch_report(&self, watch: Proc<'_>) -> WatchReport {
+        let o = watch.interrupt();
+        let line = o
+            .stdout
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_default()
+            .to_string();
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("watcher output is not JSON ({e})\n{o}"));
+        WatchReport {
+            sent: v["sent"].as_u64().unwrap_or(0),
+            received: v["received"].as_u64().unwrap_or(0),
+            max_gap_ms: v["max_gap_ms"].as_f64().unwrap_or(f64::MAX),
+            by: v["by"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            runs: v["runs"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|r| {
+                            (
+                                r[0].as_str().unwrap_or("?").to_string(),
+                                r[1].as_u64().unwrap_or(0),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Starts a per-flow prober in `vm` (see [`UDP_FLOWS_PY`]); read its rounds with
+    /// [`flow_rounds`].
+    #[track_caller]
+    pub fn udp_flows(
+        &self,
+        vm: &Vm,
+        dst: impl fmt::Display,
+        port: u16,
+        flows: usize,
+        period: Duration,
+    ) -> Proc<'_> {
+        let (dst, port, nf) = (dst.to_string(), port.to_string(), flows.to_string());
+        let per = format!("{:.3}", period.as_secs_f64());
+        let p = self.spawn(vm, &["python3", "-c", UDP_FLOWS_PY, &dst, &port, &nf, &per]);
+        assert!(
+            p.wait_for_output("READY", Duration::from_secs(10)),
+            "flow prober in {} did not start: {}",
+            vm.name,
+            p.output()
+        );
+        p
+    }
+
+    /// Starts a UDP echo server bound to `addr` in `vm` (see [`UDP_ECHO_AT_PY`]).
+    #[track_caller]
+    pub fn udp_echo_at(&self, vm: &Vm, addr: impl fmt::Display, port: u16) -> Proc<'_> {
+        let (addr, port) = (addr.to_string(), port.to_string());
+        let p = self.spawn(
+            vm,
+            &["python3", "-c", UDP_ECHO_AT_PY, &addr, &port, &vm.name],
+        );
+        assert!(
+            p.wait_for_output("READY", Duration::from_secs(10)),
+            "UDP echo server in {} did not start: {}",
+            vm.name,
+            p.output()
+        );
+        p
+    }
+
+    /// The moves `show vips` records for a VIP: (seconds ago, from, to, reason), oldest
+    /// first.
+    pub fn vip_moves(&self, name: &str) -> Vec<(f64, Option<String>, Option<String>, String)> {
+        self.vip(name)["moves"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        (
+                            m["secs_ago"].as_f64().unwrap_or(f64::NAN),
+                            m["from"].as_str().map(str::to_string),
+                            m["to"].as_str().map(str::to_string),
+                            m["reason"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// The rounds a per-flow prober has printed so far (see [`UDP_FLOWS_PY`]).
+pub fn flow_rounds(p: &Proc<'_>) -> Vec<FlowRound> {
+    fs::read_to_string(&p.out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| FlowRound {
+            round: v["round"].as_u64().unwrap_or(0),
+            who: v["who"]
+                .as_array()
+                .map(|a| a.iter().map(|w| w.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The state letter of `/proc/<pid>/stat` (`R`, `S`, `T`, `Z`, …), None if it is gone.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+impl Proc<'_> {
+    /// A crash of a daemon and its children (keepalived's parent and VRRP child), without
+    /// races: the process is frozen first (SIGSTOP, until `/proc` says it stopped) so it can
+    /// neither respawn a child nor hand a "parent died" signal on; then its descendants,
+    /// deepest first, and finally itself get SIGKILL. Does not wait.
+    ///
+    /// A plain [`Proc::signal_tree`] with SIGKILL kills the parent first, and keepalived's
+    /// VRRP child (PR_SET_PDEATHSIG = SIGTERM) then sometimes shuts down gracefully —
+    /// priority-0 advert, VIPs removed — before its own SIGKILL lands: a clean stop, not a
+    /// crash.
+    pub fn crash(&self) {
+        if !self.lab.proc_running(self.id) {
+            return;
+        }
+        let pid = self.pid;
+        // Still ours and not reaped (we hold `&self`, `wait` takes `self`): safe to signal.
+        signal(pid, libc::SIGSTOP);
+        let t = Instant::now();
+        while !matches!(proc_state(pid), Some('T' | 't' | 'Z') | None)
+            && t.elapsed() < Duration::from_secs(2)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for k in descendants(pid).into_iter().rev() {
+            signal_foreign(k, libc::SIGKILL);
+        }
+        signal(pid, libc::SIGKILL);
+    }
+}
