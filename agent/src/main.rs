@@ -203,10 +203,8 @@ fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
     };
     let v = server::call(socket, &cmd)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?
-        );
+        let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
+        emit(&format!("{text}\n"));
         return Ok(());
     }
     let text = match kind {
@@ -217,8 +215,15 @@ fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
         "metrics" => v.as_str().unwrap_or_default().to_string(),
         _ => render::result(&v),
     };
-    print!("{text}");
+    emit(&text);
     Ok(())
+}
+
+/// Write to stdout; a reader that went away (`vswitch ctl show stats | head`) is not an
+/// error worth a panic.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn main() -> ExitCode {
@@ -235,7 +240,7 @@ fn main() -> ExitCode {
         }
         Cmd::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
-                println!("{}: OK\n\n{}", file.display(), c.explain());
+                emit(&format!("{}: OK\n\n{}\n", file.display(), c.explain()));
                 Ok(())
             }
             Err(e) => Err(format!("{}: invalid\n{e}", file.display())),

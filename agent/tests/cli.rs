@@ -1,0 +1,67 @@
+//! The CLI without a running switch (no root needed): `check-config` on good and bad files,
+//! and output to a reader that went away.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vswitch"))
+}
+
+fn configs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs")
+}
+
+#[test]
+fn check_config_explains_a_valid_file() {
+    let o = bin()
+        .arg("check-config")
+        .arg(configs().join("vip-active-passive.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("OK"), "{out}");
+}
+
+#[test]
+fn check_config_names_every_bad_field_and_fails() {
+    let dir = std::env::temp_dir().join(format!("vswitch-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.toml");
+    std::fs::write(
+        &f,
+        "[[port]]\nname = \"a\"\ntap = \"tap-a\"\nmac = \"02:00:00:00:00:01\"\n\
+         allowed_address_pairs = [{ ip = \"10.0.0.300/24\" }]\n\
+         [[vip]]\nname = \"v\"\naddresses = [\"10.0.0.100\"]\ncandidates = [\"a\", \"nope\"]\n",
+    )
+    .unwrap();
+    let o = bin().arg("check-config").arg(&f).output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("port[0] \"a\".allowed_address_pairs[0].ip"),
+        "{err}"
+    );
+    assert!(err.contains("vip[0] \"v\".candidates[1]"), "{err}");
+}
+
+#[test]
+fn output_to_a_closed_pipe_is_not_a_panic() {
+    // Regression: `vswitch ctl ... | head` panicked with "failed printing to stdout".
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = bin()
+        .arg("check-config")
+        .arg(configs().join("vip-active-passive.toml"))
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(o.status.success(), "{o:?}");
+}
