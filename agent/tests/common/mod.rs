@@ -1700,6 +1700,20 @@ impl Lab {
         Some(st.procs.remove(i).child)
     }
 
+    /// Spawns a helper program in `vm` that prints `READY` once it is listening, and waits
+    /// for that (10 s), naming `what` if it does not come up.
+    #[track_caller]
+    pub fn spawn_ready(&self, vm: &Vm, what: &str, args: &[&str]) -> Proc<'_> {
+        let p = self.spawn(vm, args);
+        assert!(
+            p.wait_for_output("READY", Duration::from_secs(10)),
+            "{what} in {} did not start: {}",
+            vm.name,
+            p.output()
+        );
+        p
+    }
+
     /// Starts `args` in the background inside `vm` (stdout/stderr to files in the lab dir).
     #[track_caller]
     pub fn spawn(&self, vm: &Vm, args: &[&str]) -> Proc<'_> {
@@ -2052,14 +2066,11 @@ impl Lab {
     #[track_caller]
     pub fn udp_echo(&self, vm: &Vm, port: u16) -> Proc<'_> {
         let port = port.to_string();
-        let p = self.spawn(vm, &["python3", "-c", UDP_ECHO_PY, &port, &vm.name]);
-        assert!(
-            p.wait_for_output("READY", Duration::from_secs(10)),
-            "UDP echo server in {} did not start: {}",
-            vm.name,
-            p.output()
-        );
-        p
+        self.spawn_ready(
+            vm,
+            "UDP echo server",
+            &["python3", "-c", UDP_ECHO_PY, &port, &vm.name],
+        )
     }
 
     /// Starts a UDP prober in `vm` towards dst:port (see [`UDP_PROBE_PY`]); read the result
@@ -2075,14 +2086,11 @@ impl Lab {
     ) -> Proc<'_> {
         let (dst, port, hz) = (dst.to_string(), port.to_string(), hz.to_string());
         let dur = format!("{:.3}", duration.as_secs_f64());
-        let p = self.spawn(vm, &["python3", "-c", UDP_PROBE_PY, &dst, &port, &hz, &dur]);
-        assert!(
-            p.wait_for_output("READY", Duration::from_secs(10)),
-            "UDP prober in {} did not start: {}",
-            vm.name,
-            p.output()
-        );
-        p
+        self.spawn_ready(
+            vm,
+            "UDP prober",
+            &["python3", "-c", UDP_PROBE_PY, &dst, &port, &hz, &dur],
+        )
     }
 
     /// Waits for a prober to finish and parses its report.
@@ -2390,14 +2398,11 @@ impl Lab {
     #[track_caller]
     pub fn udp_watch(&self, vm: &Vm, dst: impl fmt::Display, port: u16, hz: u32) -> Proc<'_> {
         let (dst, port, hz) = (dst.to_string(), port.to_string(), hz.to_string());
-        let p = self.spawn(vm, &["python3", "-c", UDP_WATCH_PY, &dst, &port, &hz]);
-        assert!(
-            p.wait_for_output("READY", Duration::from_secs(10)),
-            "UDP watcher in {} did not start: {}",
-            vm.name,
-            p.output()
-        );
-        p
+        self.spawn_ready(
+            vm,
+            "UDP watcher",
+            &["python3", "-c", UDP_WATCH_PY, &dst, &port, &hz],
+        )
     }
 
     /// Stops a watcher (SIGINT) and parses its report.
@@ -2454,31 +2459,22 @@ impl Lab {
     ) -> Proc<'_> {
         let (dst, port, nf) = (dst.to_string(), port.to_string(), flows.to_string());
         let per = format!("{:.3}", period.as_secs_f64());
-        let p = self.spawn(vm, &["python3", "-c", UDP_FLOWS_PY, &dst, &port, &nf, &per]);
-        assert!(
-            p.wait_for_output("READY", Duration::from_secs(10)),
-            "flow prober in {} did not start: {}",
-            vm.name,
-            p.output()
-        );
-        p
+        self.spawn_ready(
+            vm,
+            "flow prober",
+            &["python3", "-c", UDP_FLOWS_PY, &dst, &port, &nf, &per],
+        )
     }
 
     /// Starts a UDP echo server bound to `addr` in `vm` (see [`UDP_ECHO_AT_PY`]).
     #[track_caller]
     pub fn udp_echo_at(&self, vm: &Vm, addr: impl fmt::Display, port: u16) -> Proc<'_> {
         let (addr, port) = (addr.to_string(), port.to_string());
-        let p = self.spawn(
+        self.spawn_ready(
             vm,
+            "UDP echo server",
             &["python3", "-c", UDP_ECHO_AT_PY, &addr, &port, &vm.name],
-        );
-        assert!(
-            p.wait_for_output("READY", Duration::from_secs(10)),
-            "UDP echo server in {} did not start: {}",
-            vm.name,
-            p.output()
-        );
-        p
+        )
     }
 
     /// The moves `show vips` records for a VIP: (seconds ago, from, to, reason), oldest
