@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    flow_rounds, require_root, select, summarize, vip_toml, wait_until, Backend, Direction,
-    FlowRound, Lab, Proc, Vm, VmSpec, WatchReport,
+    flow_rounds, require_root, select, summarize, vip_toml, wait_until, web_vip, Backend,
+    Direction, FlowRound, Lab, Proc, Vm, VmSpec, WatchReport,
 };
 
 /// The UDP echo service on the VIP.
@@ -555,13 +555,7 @@ fn stale_static_client_cache_tap() {
     }
     let lab = ap_lab("stlt", 235, Backend::Tap);
     let vip = lab.ip4(100);
-    lab.set_extra_config(&vip_toml(
-        "web",
-        "active-passive",
-        &[vip.into()],
-        &["vm1", "vm2"],
-        &[],
-    ));
+    lab.set_extra_config(&web_vip(&[vip.into()]));
     lab.start();
     let ka = KaSpec::fast(
         Transport::Multicast,
@@ -614,13 +608,7 @@ fn single_garp_tap() {
     }
     let lab = ap_lab("g1t", 236, Backend::Tap);
     let vip = lab.ip4(100);
-    lab.set_extra_config(&vip_toml(
-        "web",
-        "active-passive",
-        &[vip.into()],
-        &["vm1", "vm2"],
-        &[],
-    ));
+    lab.set_extra_config(&web_vip(&[vip.into()]));
     lab.start();
     let ka = KaSpec::fast(
         Transport::Multicast,
@@ -829,13 +817,7 @@ fn hijack_by_non_candidate_tap() {
     let lab = ap_lab("hjt", 238, Backend::Tap);
     lab.add_vm(VmSpec::new("vm4", Backend::Tap));
     let vip = lab.ip4(100);
-    lab.set_extra_config(&vip_toml(
-        "web",
-        "active-passive",
-        &[vip.into()],
-        &["vm1", "vm2"],
-        &[],
-    ));
+    lab.set_extra_config(&web_vip(&[vip.into()]));
     lab.start();
     let ka = KaSpec::fast(
         Transport::Multicast,
@@ -895,13 +877,7 @@ fn vrrp_v2_adverts_only_to_candidates_tap() {
     }
     let lab = ap_lab("vrt", 239, Backend::Tap);
     let vip = lab.ip4(100);
-    lab.set_extra_config(&vip_toml(
-        "web",
-        "active-passive",
-        &[vip.into()],
-        &["vm1", "vm2"],
-        &[],
-    ));
+    lab.set_extra_config(&web_vip(&[vip.into()]));
     lab.start();
     let (vm1, vm2, vm3) = (lab.vm("vm1"), lab.vm("vm2"), lab.vm("vm3"));
     let cap3 = lab.capture(&vm3);
@@ -1097,13 +1073,7 @@ fn group_v4_v6_moves_as_one_tap() {
     }
     let lab = ap_lab("dut", 241, Backend::Tap);
     let (vip, vip6) = (lab.ip4(100), lab.ip6(0x100));
-    lab.set_extra_config(&vip_toml(
-        "web",
-        "active-passive",
-        &[vip.into(), vip6.into()],
-        &["vm1", "vm2"],
-        &[],
-    ));
+    lab.set_extra_config(&web_vip(&[vip.into(), vip6.into()]));
     lab.start();
     let mut ka = KaSpec::fast(
         Transport::Multicast,

@@ -12,8 +12,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::{
-    arp_frame, http_get, parse_ping, require_root, select, summarize, vip_toml, wait_until,
-    Backend, Lab, Mac, ReloadBy, VmSpec, UDP_SEND_PY,
+    arp_frame, http_get, parse_ping, require_root, select, summarize, wait_until, web_vip, Backend,
+    Lab, Mac, ReloadBy, VmSpec, UDP_SEND_PY,
 };
 
 /// Each test has its own address block; the netdev variant uses `base + 10`.
@@ -351,13 +351,7 @@ fn vip_failover(b: Backend) {
     }
     // One group, an IPv4 and an IPv6 address that move together.
     let (vip, vip6) = (lab.ip4(100), lab.ip6(0x100));
-    lab.set_extra_config(&vip_toml(
-        "web",
-        "active-passive",
-        &[vip.into(), vip6.into()],
-        &["vm1", "vm2"],
-        &[],
-    ));
+    lab.set_extra_config(&web_vip(&[vip.into(), vip6.into()]));
     lab.start();
     let (vm1, vm2, vm3, vm4) = (lab.vm("vm1"), lab.vm("vm2"), lab.vm("vm3"), lab.vm("vm4"));
     assert!(lab.vip_owners("web").is_empty(), "{}", lab.vip("web"));
@@ -652,13 +646,7 @@ fn metrics(b: Backend) {
     lab.add_vm(VmSpec::new("vm1", b));
     lab.add_vm(VmSpec::new("vm2", b));
     let vip = lab.ip4(100);
-    lab.set_extra_config(&vip_toml(
-        "web",
-        "active-passive",
-        &[vip.into()],
-        &["vm1", "vm2"],
-        &[],
-    ));
+    lab.set_extra_config(&web_vip(&[vip.into()]));
     lab.with_metrics();
     lab.start();
     let (vm1, vm2) = (lab.vm("vm1"), lab.vm("vm2"));

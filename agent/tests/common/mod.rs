@@ -1976,6 +1976,11 @@ s.bind((sys.argv[1],0))
 s.sendto(sys.argv[4].encode(),(sys.argv[2],int(sys.argv[3])))
 ";
 
+/// The VIP most tests use: group `web`, active-passive, candidates vm1 and vm2.
+pub fn web_vip(addresses: &[IpAddr]) -> String {
+    vip_toml("web", "active-passive", addresses, &["vm1", "vm2"], &[])
+}
+
 /// A `[[vip]]` table. `mode`: "active-passive" or "active-active"; `extra`: more
 /// `key = value` lines (e.g. `owner = "vm1"`, `vrrp_vrid = 51`).
 pub fn vip_toml(
