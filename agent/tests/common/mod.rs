@@ -58,6 +58,8 @@
 
 #![allow(dead_code)] // each test binary uses a subset of the harness
 
+pub mod guests;
+
 use std::fmt;
 use std::fs;
 use std::io::{Read, Write};
@@ -660,6 +662,8 @@ pub struct Frame {
     pub data: Vec<u8>,
     /// Length on the wire.
     pub orig_len: u32,
+    /// Capture time, seconds since the Unix epoch (the host's clock).
+    pub ts: f64,
 }
 
 const ETH_P_8021Q: u16 = 0x8100;
@@ -880,6 +884,7 @@ pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Frame>, String> {
             u32::from_be_bytes(b)
         })
     };
+    let nanos = matches!(magic, [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d]);
     let linktype = u32_at(20).unwrap_or(0);
     if linktype != 1 {
         return Err(format!("pcap link type {linktype}, expected 1 (Ethernet)"));
@@ -887,6 +892,8 @@ pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Frame>, String> {
     let mut frames = Vec::new();
     let mut off = 24;
     while off + 16 <= bytes.len() {
+        let secs = f64::from(u32_at(off).unwrap_or(0));
+        let frac = f64::from(u32_at(off + 4).unwrap_or(0)) / if nanos { 1e9 } else { 1e6 };
         let incl = u32_at(off + 8).unwrap_or(0) as usize;
         let orig = u32_at(off + 12).unwrap_or(0);
         let start = off + 16;
@@ -896,6 +903,7 @@ pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Frame>, String> {
         frames.push(Frame {
             data: data.to_vec(),
             orig_len: orig,
+            ts: secs + frac,
         });
         off = start + incl;
     }
@@ -1248,7 +1256,8 @@ impl Lab {
         self.st().namespaces.push(ns.to_string());
     }
 
-    fn track_link(&self, ifname: &str) {
+    /// Deletes the interface `ifname` (if it exists) when the lab is torn down.
+    pub fn track_link(&self, ifname: &str) {
         let mut st = self.st();
         if !st.links.iter().any(|l| l == ifname) {
             st.links.push(ifname.to_string());
@@ -1717,6 +1726,18 @@ impl Lab {
     /// Starts `args` in the background inside `vm` (stdout/stderr to files in the lab dir).
     #[track_caller]
     pub fn spawn(&self, vm: &Vm, args: &[&str]) -> Proc<'_> {
+        self.spawn_in(Some(&vm.ns), &vm.name, args)
+    }
+
+    /// Starts `args` in the background in the host's (root) namespace, e.g. a tcpdump on
+    /// the host side of a QEMU guest's tap; `who` labels its output files.
+    #[track_caller]
+    pub fn spawn_host(&self, who: &str, args: &[&str]) -> Proc<'_> {
+        self.spawn_in(None, who, args)
+    }
+
+    #[track_caller]
+    fn spawn_in(&self, ns: Option<&str>, who: &str, args: &[&str]) -> Proc<'_> {
         let id = {
             let mut st = self.st();
             st.next_id += 1;
@@ -1728,19 +1749,28 @@ impl Lab {
                 .and_then(|f| f.to_str())
                 .unwrap_or("proc")
         });
-        let out = self.dir.join(format!("{id}-{}-{label}.out", vm.name));
-        let err = self.dir.join(format!("{id}-{}-{label}.err", vm.name));
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &vm.ns])
-            .args(args)
-            .stdin(Stdio::null())
+        let out = self.dir.join(format!("{id}-{who}-{label}.out"));
+        let err = self.dir.join(format!("{id}-{who}-{label}.err"));
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).args(args);
+                c
+            }
+            None => {
+                let mut c = Command::new(args.first().copied().unwrap_or("true"));
+                c.args(args.iter().skip(1));
+                c
+            }
+        };
+        cmd.stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("create out file"))
             .stderr(fs::File::create(&err).expect("create err file"));
         let child = cmd
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {args:?} in {}: {e}", vm.name));
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {who}: {e}"));
         let pid = child.id();
-        let name = format!("[{}] {}", vm.name, describe(args));
+        let name = format!("[{who}] {}", describe(args));
         self.st().procs.push(BgProc {
             id,
             name: name.clone(),
@@ -1765,13 +1795,27 @@ impl Lab {
     /// Starts tcpdump on the VM's NIC and returns once it is capturing.
     #[track_caller]
     pub fn capture_dir(&self, vm: &Vm, dir: Direction) -> Capture<'_> {
+        self.capture_on(Some(&vm.ns), &vm.dev, &vm.name, dir)
+    }
+
+    /// Starts tcpdump on interface `dev` in namespace `ns` (None: the host's), labelled
+    /// `who`, and returns once it is capturing. On the host side of a guest's tap,
+    /// [`Direction::In`] is what the guest sent.
+    #[track_caller]
+    pub fn capture_on(
+        &self,
+        ns: Option<&str>,
+        dev: &str,
+        who: &str,
+        dir: Direction,
+    ) -> Capture<'_> {
         let id = self.st().next_id + 1;
-        let file = self.dir.join(format!("cap-{}-{id}.pcap", vm.name));
+        let file = self.dir.join(format!("cap-{who}-{id}.pcap"));
         let file_s = file.to_string_lossy().into_owned();
         let mut args = vec![
             "tcpdump",
             "-i",
-            vm.dev.as_str(),
+            dev,
             "-w",
             file_s.as_str(),
             "--immediate-mode",
@@ -1785,14 +1829,14 @@ impl Lab {
         if dir == Direction::In {
             args.extend(["-Q", "in"]);
         }
-        let proc = self.spawn(vm, &args);
+        let proc = self.spawn_in(ns, who, &args);
         let ready = wait_until(Duration::from_secs(5), || {
             proc.output().contains("listening on")
                 && fs::metadata(&file).is_ok_and(|m| m.len() >= 24)
         });
         if ready.is_none() {
             let out = proc.output();
-            panic!("tcpdump in {} did not start capturing:\n{out}", vm.name);
+            panic!("tcpdump on {dev} ({who}) did not start capturing:\n{out}");
         }
         // The socket is bound and the ring mapped once "listening on" is printed; a short
         // grace period covers the filter attach.
@@ -1800,7 +1844,7 @@ impl Lab {
         Capture {
             proc,
             file,
-            vm: vm.name.clone(),
+            vm: who.to_string(),
         }
     }
 
@@ -2204,8 +2248,9 @@ while True:
 /// SIGTERM (or 120 s), printing `ANSWER <name> <seq> <secs>` whenever the responder
 /// changes; at the end one JSON line `{"sent","received","max_gap_ms","by","runs"}` where
 /// `runs` is the answer sequence run-length encoded (`["-", n]` for n lost probes).
-/// Prints READY first. Arguments: address, port, rate (Hz).
-pub const UDP_WATCH_PY: &str = "import socket,sys,time,json,select,signal
+/// Prints READY first. Arguments: address, port, rate (Hz). Needs no `json` module, so it
+/// also runs in the QEMU guests' python3-minimal.
+pub const UDP_WATCH_PY: &str = r#"import socket,sys,time,select,signal
 dst,port,hz=sys.argv[1],int(sys.argv[2]),float(sys.argv[3])
 s=socket.socket(socket.AF_INET6 if ':' in dst else socket.AF_INET,socket.SOCK_DGRAM)
 iv=1.0/hz; got={}; n=0; stop=[False]; last=[None]
@@ -2240,8 +2285,10 @@ for i in range(n):
 best=max([c for w,c in runs if w=='-'] or [0])
 by={}
 for w in got.values(): by[w]=by.get(w,0)+1
-print(json.dumps({'sent':n,'received':len(got),'max_gap_ms':round(best*iv*1000,1),'by':by,'runs':runs}),flush=True)
-";
+q=lambda w:'"'+''.join(c for c in w if c.isalnum() or c in '-_.')+'"'
+print('{"sent":%d,"received":%d,"max_gap_ms":%.1f,"by":{%s},"runs":[%s]}'%(n,len(got),best*iv*1000,
+    ','.join('%s:%d'%(q(w),c) for w,c in by.items()),','.join('[%s,%d]'%(q(w),c) for w,c in runs)),flush=True)
+"#;
 
 /// What [`UDP_WATCH_PY`] reports.
 #[derive(Clone, Debug)]
