@@ -65,3 +65,45 @@ fn output_to_a_closed_pipe_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(o.status.success(), "{o:?}");
 }
+
+/// Logs written to a file or pipe (systemd, `2> vswitch.log`) carry no ANSI colour codes.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = std::env::temp_dir().join(format!("vswitch-cli-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("sw.toml");
+    std::fs::write(
+        &cfg,
+        "[[port]]\nname = \"a\"\nnetdev = \"vsw-nodev0\"\nmac = \"02:00:00:00:00:01\"\n",
+    )
+    .unwrap();
+    let sock = dir.join("ctl.sock");
+    let mut child = bin()
+        .arg("run")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--socket")
+        .arg(&sock)
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !sock.exists() && t.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child, not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err.contains("starting"), "no log lines:\n{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "ANSI escape codes in a piped log:\n{err:?}"
+    );
+}
