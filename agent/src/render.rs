@@ -106,7 +106,18 @@ pub fn vips(v: &Value) -> String {
     for g in arr(v) {
         let owners: Vec<String> = arr(&g["owners"])
             .iter()
-            .map(|o| format!("{} ({})", s(&o["port"]), s(&o["mac"])))
+            .map(|o| {
+                if o["mac6"].is_null() || o["mac6"] == o["mac"] {
+                    format!("{} ({})", s(&o["port"]), s(&o["mac"]))
+                } else {
+                    format!(
+                        "{} ({}, IPv6 {})",
+                        s(&o["port"]),
+                        s(&o["mac"]),
+                        s(&o["mac6"])
+                    )
+                }
+            })
             .collect();
         let _ = writeln!(out, "vip {} [{}]", s(&g["name"]), s(&g["mode"]));
         let _ = writeln!(out, "  addresses:   {}", s(&g["addresses"]));
@@ -120,7 +131,16 @@ pub fn vips(v: &Value) -> String {
                 owners.join(", ")
             }
         );
-        let _ = writeln!(out, "  answer mac:  {}", s(&g["answer_mac"]));
+        if g["answer_mac6"].is_null() || g["answer_mac6"] == g["answer_mac"] {
+            let _ = writeln!(out, "  answer mac:  {}", s(&g["answer_mac"]));
+        } else {
+            let _ = writeln!(
+                out,
+                "  answer mac:  {} (IPv6 {})",
+                s(&g["answer_mac"]),
+                s(&g["answer_mac6"])
+            );
+        }
         let _ = writeln!(out, "  epoch:       {}", s(&g["epoch"]));
         let lc = &g["last_claim"];
         let _ = writeln!(

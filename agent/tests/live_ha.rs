@@ -537,6 +537,72 @@ fn ap_use_vmac_keepalived_killed_tap() {
     ap_matrix("hvkt", 243, Backend::Tap, Transport::Vmac, &[Failure::Kill]);
 }
 
+/// `use_vmac` with an IPv4 and an IPv6 VIP in one group: keepalived announces the IPv4
+/// address from the VRRP virtual MAC and the IPv6 one (`virtual_ipaddress_excluded`, on
+/// eth0) from the port MAC. The owner keeps one MAC per family: IPv4 and IPv6 clients both
+/// follow each failover, and the repeated announcement bursts are refreshes, not a stream of
+/// `mac-change` moves (with one owner MAC every burst flipped it back and forth).
+#[test]
+fn ap_use_vmac_dual_stack_tap() {
+    if !require_root() {
+        return;
+    }
+    let lab = ap_lab("hvdt", 244, Backend::Tap);
+    let (vip, vip6) = (lab.ip4(100), lab.ip6(0x100));
+    let vrid = format!("vrrp_vrid = {VRID}");
+    lab.set_extra_config(&vip_toml(
+        "web",
+        "active-passive",
+        &[vip.into(), vip6.into()],
+        &["vm1", "vm2"],
+        &["damping_max_moves = 0", &vrid],
+    ));
+    lab.start();
+    let mut ka = KaSpec::fast(Transport::Vmac, &[ka_addr(vip.into(), Transport::Vmac)]);
+    ka.excluded = vec![ka_addr(vip6.into(), Transport::Multicast)];
+    let mut ha = HaPair::start(&lab, ka, "web", &[vip.into(), vip6.into()]);
+    let owner = |lab: &Lab| {
+        let v = lab.vip("web");
+        (
+            v["owners"][0]["mac"].as_str().unwrap_or("").to_string(),
+            v["owners"][0]["mac6"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let vm1_mac = ha.vm1.mac.to_string();
+    assert!(
+        wait_until(secs(3.0), || owner(&lab)
+            == ("00:00:5e:00:01:33".to_string(), vm1_mac.clone()))
+        .is_some(),
+        "owner MACs (IPv4, IPv6) should be (the VMAC, vm1's MAC): {:?}",
+        owner(&lab)
+    );
+    ha.fail_and_back(Failure::Term);
+    // keepalived repeats its announcements (garp_master_repeat, garp_master_delay): wait
+    // for a later burst and count the MAC changes it caused
+    let epoch0 = lab.vip("web")["epoch"].as_u64().unwrap_or(0);
+    std::thread::sleep(secs(6.0));
+    let v = lab.vip("web");
+    let epoch1 = v["epoch"].as_u64().unwrap_or(0);
+    let changes = lab
+        .vip_moves("web")
+        .iter()
+        .filter(|m| m.3 == "mac-change")
+        .count();
+    assert_eq!(
+        epoch1, epoch0,
+        "announcement bursts moved the VIP again: {}",
+        v["moves"]
+    );
+    assert!(
+        changes <= 3,
+        "{changes} mac-change moves for 2 takeovers (at most one per takeover expected): {}",
+        v["moves"]
+    );
+    assert_eq!(owner(&lab), ("00:00:5e:00:01:33".to_string(), vm1_mac));
+    drop(ha);
+    lab.finish();
+}
+
 #[test]
 fn ap_ipv6_vip_tap() {
     ap_matrix("h6t", 234, Backend::Tap, Transport::Ipv6, &ALL);

@@ -268,7 +268,13 @@ pub fn run(dir: &Path) -> Result<String, String> {
         let owners: Vec<String> = g
             .owners()
             .iter()
-            .map(|o| format!("{} ({})", sw.port_name(o.port), o.mac))
+            .map(|o| {
+                if o.mac6 == o.mac {
+                    format!("{} ({})", sw.port_name(o.port), o.mac)
+                } else {
+                    format!("{} ({}, IPv6 {})", sw.port_name(o.port), o.mac, o.mac6)
+                }
+            })
             .collect();
         let _ = writeln!(
             out,

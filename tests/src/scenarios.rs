@@ -1199,6 +1199,48 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
     v.push(s);
 
     let mut s = Scenario::new(
+        "keepalived-use-vmac-dual-stack",
+        "keepalived use_vmac with an IPv4 and an IPv6 VIP (vrrp_vrid = 33): keepalived announces\n\
+         10.0.0.100 with a GARP from the virtual MAC and fd00::100 (virtual_ipaddress_excluded)\n\
+         with an unsolicited NA from the port's own MAC. The owner keeps one MAC per family: the\n\
+         second announcement burst is a refresh, not a MAC change; ARP for the VIP is answered\n\
+         with the vmac and NS with the port MAC; IPv4 traffic is rewritten to the vmac, IPv6\n\
+         traffic to the port MAC. vm2 takes over with the same pair of announcements: one move\n\
+         and one IPv6 MAC change, then IPv6 traffic goes to vm2's own MAC.",
+        three_vms(
+            "[[vip]]\nname = \"web\"\naddresses = [\"10.0.0.100\", \"fd00::100\"]\nmode = \"active-passive\"\ncandidates = [\"vm1\", \"vm2\"]\nvrrp_vrid = 33\n",
+        ),
+    );
+    let vip6 = "fd00::100";
+    s.at(0.0, "vm1", arp_raw(vmac, bc, 1, vmac, vip4, bc, vip4))
+        .at(0.05, "vm1", unsolicited_na(vm(1), vip6))
+        .at(0.1, "vm1", arp_raw(vmac, bc, 1, vmac, vip4, bc, vip4))
+        .at(0.15, "vm1", unsolicited_na(vm(1), vip6))
+        .at(1.0, "vm3", arp_request(vm(3), "10.0.0.3", vip4))
+        .at(1.05, "vm3", ns(vm(3), "fd00::3", vip6, Some(vm(3))))
+        .at(
+            1.1,
+            "vm3",
+            udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+        )
+        .at(1.2, "vm3", udp6(vm(3), vmac, "fd00::3", vip6, 7000, 80, 10))
+        .at(2.0, "vm2", arp_raw(vmac, bc, 1, vmac, vip4, bc, vip4))
+        .at(2.05, "vm2", unsolicited_na(vm(2), vip6))
+        .at(2.1, "vm2", arp_raw(vmac, bc, 1, vmac, vip4, bc, vip4))
+        .at(2.15, "vm2", unsolicited_na(vm(2), vip6))
+        .at(
+            2.2,
+            "vm3",
+            udp6(vm(3), vm(1), "fd00::3", vip6, 7000, 80, 10),
+        )
+        .at(
+            2.3,
+            "vm3",
+            udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+        );
+    v.push(s);
+
+    let mut s = Scenario::new(
         "vrrp-adverts-only-to-candidates",
         "VRRP scoping: VRRPv2 adverts to 224.0.0.18 and VRRPv3 adverts to ff02::12 from the\n\
          candidate vm1 reach only the other candidate vm2 (and vm2's reach only vm1), never the\n\

@@ -106,8 +106,15 @@ pub struct VipSpec {
 pub struct Owner {
     /// The owning port.
     pub port: PortId,
-    /// The MAC traffic for the VIP is rewritten to (the claim's sender MAC).
+    /// The MAC IPv4 traffic for the VIP is rewritten to and ARP for it is answered with:
+    /// the sender MAC of the owner's latest IPv4 claim (GARP), or of its first claim.
     pub mac: MacAddr,
+    /// The same for IPv6 (unsolicited NA, neighbour solicitations). It differs from `mac`
+    /// when a VM announces the families from different MACs: keepalived with `use_vmac`
+    /// sends the IPv4 GARP from the VRRP virtual MAC and the NA for an address in
+    /// `virtual_ipaddress_excluded` from the port's own MAC. One MAC for both would turn
+    /// every announcement burst into a series of MAC changes.
+    pub mac6: MacAddr,
     /// When it became owner.
     pub since: Timestamp,
     /// Its latest claim (or `since`).
@@ -230,6 +237,20 @@ fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Sets the owner's MAC for the family `v6` (None: both); true if one changed.
+fn set_family_mac(o: &mut Owner, mac: MacAddr, v6: Option<bool>) -> bool {
+    let before = (o.mac, o.mac6);
+    match v6 {
+        Some(false) => o.mac = mac,
+        Some(true) => o.mac6 = mac,
+        None => {
+            o.mac = mac;
+            o.mac6 = mac;
+        }
+    }
+    before != (o.mac, o.mac6)
+}
+
 impl VipGroup {
     fn new(spec: VipSpec, now: Timestamp) -> Self {
         let mut owners: Vec<Owner> = spec
@@ -238,6 +259,7 @@ impl VipGroup {
             .map(|&(port, mac)| Owner {
                 port,
                 mac,
+                mac6: mac,
                 since: now,
                 last_claim: now,
             })
@@ -329,6 +351,25 @@ impl VipGroup {
         }
     }
 
+    /// The MAC to answer neighbour solicitations for the group's IPv6 addresses with:
+    /// the owner's IPv6 MAC (A/P, see [`Owner::mac6`]) or the group's virtual MAC (A/A).
+    pub fn answer_mac6(&self) -> Option<MacAddr> {
+        match self.spec.mode {
+            VipMode::ActivePassive => self.owners.first().map(|o| o.mac6),
+            VipMode::ActiveActive => (!self.owners.is_empty()).then_some(self.spec.virtual_mac),
+        }
+    }
+
+    /// The answer MAC for `addr`'s family ([`VipGroup::answer_mac`] or
+    /// [`VipGroup::answer_mac6`]).
+    pub fn answer_mac_for(&self, addr: IpAddr) -> Option<MacAddr> {
+        if addr.is_ipv6() {
+            self.answer_mac6()
+        } else {
+            self.answer_mac()
+        }
+    }
+
     /// The owner that should receive a flow with hash `flow_hash`: the single owner (A/P),
     /// or the rendezvous-hash winner among the owners (A/A).
     #[inline]
@@ -389,6 +430,7 @@ impl VipGroup {
             self.owners.push(Owner {
                 port: p,
                 mac,
+                mac6: mac,
                 since: now,
                 last_claim: now,
             });
@@ -413,6 +455,7 @@ impl VipGroup {
         self.owners.push(Owner {
             port,
             mac,
+            mac6: mac,
             since: now,
             last_claim: now,
         });
@@ -449,8 +492,34 @@ impl VipGroup {
         Some(m)
     }
 
-    /// Handle a claim (GARP / unsolicited NA) for this group from `port` sending as `mac`.
+    /// Handle a claim for this group from `port` sending as `mac`, for both address
+    /// families (the owner's IPv4 and IPv6 MACs both become `mac`). The datapath uses
+    /// [`VipGroup::claim_for`], which knows the family.
     pub fn claim(&mut self, port: PortId, mac: MacAddr, now: Timestamp) -> ClaimOutcome {
+        self.claim_family(port, mac, None, now)
+    }
+
+    /// Handle a claim (GARP for an IPv4 address, unsolicited NA for an IPv6 one) for `addr`
+    /// of this group from `port` sending as `mac`. A claim from the owner with a new MAC
+    /// changes only that family's MAC ([`Owner::mac6`]).
+    pub fn claim_for(
+        &mut self,
+        port: PortId,
+        mac: MacAddr,
+        addr: IpAddr,
+        now: Timestamp,
+    ) -> ClaimOutcome {
+        self.claim_family(port, mac, Some(addr.is_ipv6()), now)
+    }
+
+    /// `v6`: Some(family) of the claimed address, None for both.
+    fn claim_family(
+        &mut self,
+        port: PortId,
+        mac: MacAddr,
+        v6: Option<bool>,
+        now: Timestamp,
+    ) -> ClaimOutcome {
         if !self.is_candidate(port) {
             self.hijacks += 1;
             self.last_hijack = Some(HijackAttempt { at: now, port, mac });
@@ -465,9 +534,17 @@ impl VipGroup {
                     // The owner speaking again is the latest truth: a held-back claim from
                     // the other side is superseded, not lost.
                     self.pending = None;
-                    if o.mac != mac {
-                        let m =
-                            self.set_single_owner(Some((port, mac)), now, MoveReason::MacChange);
+                    if set_family_mac(o, mac, v6) {
+                        self.epoch += 1;
+                        let m = Move {
+                            at: now,
+                            epoch: self.epoch,
+                            from: Some(port),
+                            to: Some(port),
+                            mac: Some(mac),
+                            reason: MoveReason::MacChange,
+                        };
+                        self.record(m);
                         return ClaimOutcome::Moved(m);
                     }
                     return ClaimOutcome::Refreshed;
@@ -491,7 +568,7 @@ impl VipGroup {
             VipMode::ActiveActive => {
                 if let Some(o) = self.owners.iter_mut().find(|o| o.port == port) {
                     o.last_claim = now;
-                    o.mac = mac;
+                    set_family_mac(o, mac, v6);
                     return ClaimOutcome::Refreshed;
                 }
                 ClaimOutcome::Moved(self.join(port, mac, now, MoveReason::Claim))
@@ -862,6 +939,19 @@ impl VipTable {
         self.group_mut(id).map(|g| g.claim(port, mac, now))
     }
 
+    /// Handle a claim for address `addr` of `id` (see [`VipGroup::claim_for`]).
+    pub fn claim_for(
+        &mut self,
+        id: VipId,
+        port: PortId,
+        mac: MacAddr,
+        addr: IpAddr,
+        now: Timestamp,
+    ) -> Option<ClaimOutcome> {
+        self.group_mut(id)
+            .map(|g| g.claim_for(port, mac, addr, now))
+    }
+
     /// A port came (back) up.
     pub fn port_up(&mut self, port: PortId) {
         for g in &mut self.groups {
@@ -929,6 +1019,74 @@ mod tests {
 
     fn t(s: u64) -> Timestamp {
         Timestamp::from_secs(s)
+    }
+
+    /// keepalived `use_vmac`: the IPv4 VIP is announced from the VRRP virtual MAC, the IPv6
+    /// one (virtual_ipaddress_excluded) from the port MAC. One owner MAC for both made every
+    /// announcement burst a series of mac-change moves.
+    #[test]
+    fn each_family_keeps_its_own_owner_mac() {
+        let vmac = MacAddr([0, 0, 0x5e, 0, 1, 33]);
+        let (v4, v6): (IpAddr, IpAddr) =
+            ("10.0.0.100".parse().unwrap(), "fd00::100".parse().unwrap());
+        let mut g = VipGroup::new(spec(VipMode::ActivePassive), t(0));
+        assert!(matches!(
+            g.claim_for(PortId(1), vmac, v4, t(1)),
+            ClaimOutcome::Moved(_)
+        ));
+        // the first NA from the port MAC sets the IPv6 MAC: one change
+        let ClaimOutcome::Moved(m) = g.claim_for(PortId(1), mac(1), v6, t(1)) else {
+            panic!("the IPv6 MAC must change once")
+        };
+        assert_eq!(
+            (m.reason, m.to, m.mac),
+            (MoveReason::MacChange, Some(PortId(1)), Some(mac(1)))
+        );
+        let epoch = g.epoch();
+        for i in 2..10 {
+            assert_eq!(
+                g.claim_for(PortId(1), vmac, v4, t(i)),
+                ClaimOutcome::Refreshed
+            );
+            assert_eq!(
+                g.claim_for(PortId(1), mac(1), v6, t(i)),
+                ClaimOutcome::Refreshed
+            );
+        }
+        assert_eq!(g.epoch(), epoch, "refreshes must not move anything");
+        assert_eq!(
+            (g.answer_mac(), g.answer_mac6()),
+            (Some(vmac), Some(mac(1)))
+        );
+        assert_eq!(
+            (g.answer_mac_for(v4), g.answer_mac_for(v6)),
+            (Some(vmac), Some(mac(1)))
+        );
+        let o = g.owners()[0];
+        assert_eq!((o.mac, o.mac6), (vmac, mac(1)));
+        // a takeover starts from the claim's MAC for both families
+        assert!(matches!(
+            g.claim_for(PortId(2), vmac, v4, t(20)),
+            ClaimOutcome::Moved(_)
+        ));
+        assert_eq!((g.answer_mac(), g.answer_mac6()), (Some(vmac), Some(vmac)));
+        assert!(matches!(
+            g.claim_for(PortId(2), mac(2), v6, t(20)),
+            ClaimOutcome::Moved(_)
+        ));
+        assert_eq!(
+            (g.answer_mac(), g.answer_mac6()),
+            (Some(vmac), Some(mac(2)))
+        );
+        // a family-less claim sets both
+        assert!(matches!(
+            g.claim(PortId(2), mac(2), t(21)),
+            ClaimOutcome::Moved(_)
+        ));
+        assert_eq!(
+            (g.answer_mac(), g.answer_mac6()),
+            (Some(mac(2)), Some(mac(2)))
+        );
     }
 
     #[test]

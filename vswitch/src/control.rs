@@ -384,7 +384,7 @@ impl Switch {
             return;
         };
         let vip = g.name().to_string();
-        let answer = g.answer_mac();
+        let answer = (g.answer_mac(), g.answer_mac6());
         let addrs: Vec<IpAddr> = g.addresses().to_vec();
         let cands: Vec<PortId> = g.candidates().to_vec();
         let vlan = cands
@@ -401,7 +401,7 @@ impl Switch {
             at: m.at,
         });
         // Fix neighbours' caches even if the VM's own announcements were lost.
-        let (Some(mac), Some(vlan)) = (answer, vlan) else {
+        let ((Some(mac4), Some(mac6)), Some(vlan)) = (answer, vlan) else {
             return;
         };
         for (i, p) in self.ports.iter().enumerate() {
@@ -412,8 +412,8 @@ impl Switch {
             for a in &addrs {
                 let mut f = SmallFrame::default();
                 match a {
-                    IpAddr::V4(v4) => frames::garp(&mut f, mac, *v4),
-                    IpAddr::V6(v6) => frames::unsolicited_na(&mut f, mac, *v6),
+                    IpAddr::V4(v4) => frames::garp(&mut f, mac4, *v4),
+                    IpAddr::V6(v6) => frames::unsolicited_na(&mut f, mac6, *v6),
                 }
                 out.push(Outbound {
                     port: pid,
@@ -430,9 +430,14 @@ impl Switch {
             self.fdb.learn(l, now);
         }
         match fx.vip {
-            Some(VipSignal::Claim { vip, port, mac, .. }) => {
+            Some(VipSignal::Claim {
+                vip,
+                addr,
+                port,
+                mac,
+            }) => {
                 let before = self.vips.group(vip).and_then(|g| g.pending());
-                match self.vips.claim(vip, port, mac, now) {
+                match self.vips.claim_for(vip, port, mac, addr, now) {
                     Some(ClaimOutcome::Moved(m)) => {
                         self.on_move(vip, m, out);
                         self.publish(false);

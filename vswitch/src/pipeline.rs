@@ -720,6 +720,11 @@ fn steer_to_vip_owner(
         }
     }
     let owner = g.select_owner(ip.flow_hash())?;
+    let mac = if ip.dst.is_ipv6() {
+        owner.mac6
+    } else {
+        owner.mac
+    };
     let egress = snap.ports.get(owner.port.index())?;
     if egress.vlan != vlan {
         return None;
@@ -735,7 +740,7 @@ fn steer_to_vip_owner(
     }
     Some(Verdict::Forward {
         port: owner.port,
-        rewrite_dst: (f.dst != owner.mac).then_some(owner.mac),
+        rewrite_dst: (f.dst != mac).then_some(mac),
     })
 }
 
@@ -768,7 +773,7 @@ fn answer_vip_query(
             if g.is_candidate(ingress) {
                 return None;
             }
-            let mac = g.answer_mac()?;
+            let mac = g.answer_mac6()?;
             let IpAddr::V6(src) = ip.src else {
                 return None;
             };
