@@ -230,6 +230,36 @@ fn start_keepalived(gs: &Guests<'_>, g: &Guest, n: u32) {
     );
 }
 
+/// Waits until the VIP client's latest answers come from `owner` (10 s), then lets it run a
+/// second longer.
+#[track_caller]
+fn client_follows(gs: &Guests<'_>, owner: &str) {
+    let want = format!("ANSWER {owner} ");
+    if wait_until(Duration::from_secs(10), || {
+        gs.shared("watch.out")
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with(&want))
+    })
+    .is_none()
+    {
+        panic!(
+            "the client is not answered by {owner}:\n{}",
+            gs.shared("watch.out")
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+}
+
+/// Stops the UDP watcher in `g` (its output in `share/watch.out`) and parses its report.
+#[track_caller]
+fn stop_watch(gs: &Guests<'_>, g: &Guest) -> WatchReport {
+    gs.must(g, "pkill -INT -f watch.py");
+    gs.wait_shared("watch.out", "{\"sent\"", Duration::from_secs(10));
+    let out = gs.shared("watch.out");
+    parse_watch_report(&out).unwrap_or_else(|e| panic!("{e}:\n{out}"))
+}
+
 fn start_echo(gs: &Guests<'_>, g: &Guest) {
     let out = format!("echo-{}.out", g.name);
     gs.spawn(g, &format!("python3 echo.py {ECHO_PORT} {}", g.name), &out);
@@ -365,35 +395,20 @@ fn guests_keepalived_failover() {
     let t1 = now();
     gs.must(&g1, "kill -TERM $(cat /run/ka.pid)");
     lab.wait_vip_owners("web", &["g2"], Duration::from_secs(20));
-    gs.wait_shared("watch.out", "ANSWER g2", Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(1));
+    client_follows(&gs, "g2");
 
     // 2. failback: keepalived back on g1 (higher priority, preempts)
     let t2 = now();
     start_keepalived(&gs, &g1, 2);
     lab.wait_vip_owners("web", &["g1"], Duration::from_secs(30));
-    wait_until(Duration::from_secs(10), || {
-        gs.shared("watch.out")
-            .lines()
-            .last()
-            .is_some_and(|l| l.starts_with("ANSWER g1"))
-    })
-    .expect("client back on g1");
-    std::thread::sleep(Duration::from_secs(1));
+    client_follows(&gs, "g1");
 
     // 3. the master's VM crashes: SIGKILL of its QEMU, its tap vanishes
     let t3 = now();
     gs.kill_qemu(&g1);
     lab.wait_port_down("g1", Duration::from_secs(5));
     lab.wait_vip_owners("web", &["g2"], Duration::from_secs(20));
-    wait_until(Duration::from_secs(10), || {
-        gs.shared("watch.out")
-            .lines()
-            .last()
-            .is_some_and(|l| l.starts_with("ANSWER g2"))
-    })
-    .expect("client on g2 after the crash");
-    std::thread::sleep(Duration::from_secs(1));
+    client_follows(&gs, "g2");
 
     // 4. the VM is started again and takes the VIP back
     gs.start(&g1);
@@ -403,17 +418,9 @@ fn guests_keepalived_failover() {
     let t4 = now();
     start_keepalived(&gs, &g1, 3);
     lab.wait_vip_owners("web", &["g1"], Duration::from_secs(30));
-    wait_until(Duration::from_secs(10), || {
-        gs.shared("watch.out")
-            .lines()
-            .last()
-            .is_some_and(|l| l.starts_with("ANSWER g1"))
-    })
-    .expect("client back on g1 after the reboot");
-    std::thread::sleep(Duration::from_secs(1));
+    client_follows(&gs, "g1");
 
-    gs.must(&client, "pkill -INT -f watch.py");
-    gs.wait_shared("watch.out", "{\"sent\"", Duration::from_secs(10));
+    let watch = stop_watch(&gs, &client);
     let frames = cap.stop();
     let moves = lab.vip_moves("web");
     println!(
@@ -430,32 +437,20 @@ fn guests_keepalived_failover() {
         let f = failover(&frames, vip, old, (&new.name, new.mac), t);
         check_failover(label, &f, t, new);
     }
-    let summary = gs.shared("watch.out");
-    let last = summary
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(last).expect("watcher summary");
-    let runs: Vec<String> = v["runs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|r| format!("{}x{}", r[0].as_str().unwrap_or("?"), r[1]))
-                .collect()
-        })
-        .unwrap_or_default();
     assert_eq!(
-        runs.iter()
-            .filter(|r| !r.starts_with('-'))
-            .map(|r| r.split('x').next().unwrap_or(""))
+        watch
+            .runs
+            .iter()
+            .filter(|(w, _)| w != "-")
+            .map(|(w, _)| w.as_str())
             .collect::<Vec<_>>(),
         ["g1", "g2", "g1", "g2", "g1"],
-        "the client's answers should go g1, g2, g1, g2, g1: {runs:?}"
+        "the client's answers should go g1, g2, g1, g2, g1: {}",
+        watch.pattern()
     );
     record(&format!(
         "failover client ({PROBE_HZ} Hz probes to the VIP from g3): {}",
-        runs.join(" ")
+        watch.pattern()
     ));
     gs.finish();
     lab.finish();
@@ -544,20 +539,14 @@ fn guests_survive_switch_restart_and_match_a_bridge() {
         "the guests' interfaces changed"
     );
     std::thread::sleep(Duration::from_secs(1));
-    gs.must(&g1, "pkill -INT -f watch.py");
-    gs.wait_shared("watch.out", "{\"sent\"", Duration::from_secs(10));
-    let summary = gs.shared("watch.out");
-    let last = summary
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_default();
-    let v: serde_json::Value = serde_json::from_str(last).expect("watcher summary");
-    let runs = v["runs"].as_array().cloned().unwrap_or_default();
-    let tail = runs.last().cloned().unwrap_or_default();
+    let watch = stop_watch(&gs, &g1);
     assert!(
-        tail[0] == "g2" && tail[1].as_u64().unwrap_or(0) >= 20,
-        "the client's probes must be answered again at the end: {runs:?}"
+        watch
+            .runs
+            .last()
+            .is_some_and(|(w, n)| w == "g2" && *n >= 20),
+        "the client's probes must be answered again at the end: {}",
+        watch.pattern()
     );
     record(&format!(
         "TCP g1 -> g2 (iperf3 5 s, offloads on): vswitch {:.0} Mbit/s (retr {}), Linux bridge {:.0} Mbit/s (retr {}), vswitch after restart {:.0} Mbit/s (retr {}); same guests, same run",

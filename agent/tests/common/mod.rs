@@ -2157,14 +2157,7 @@ impl Lab {
             sent: v["sent"].as_u64().unwrap_or(0),
             received: v["received"].as_u64().unwrap_or(0),
             max_gap_ms: v["max_gap_ms"].as_f64().unwrap_or(f64::MAX),
-            by: v["by"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            by: answers_by(&v["by"]),
         }
     }
 }
@@ -2346,6 +2339,48 @@ impl fmt::Display for WatchReport {
     }
 }
 
+/// A prober's `{"name": count}` object.
+fn answers_by(v: &Value) -> std::collections::BTreeMap<String, u64> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses the summary line [`UDP_WATCH_PY`] prints at its end (the last line starting with
+/// `{`) out of its output.
+pub fn parse_watch_report(out: &str) -> Result<WatchReport, String> {
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(line)
+        .map_err(|e| format!("watcher output has no JSON summary ({e})"))?;
+    Ok(WatchReport {
+        sent: v["sent"].as_u64().unwrap_or(0),
+        received: v["received"].as_u64().unwrap_or(0),
+        max_gap_ms: v["max_gap_ms"].as_f64().unwrap_or(f64::MAX),
+        by: answers_by(&v["by"]),
+        runs: v["runs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        (
+                            r[0].as_str().unwrap_or("?").to_string(),
+                            r[1].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
 /// Python per-flow UDP prober: opens N sockets (N distinct source ports = N flows) and,
 /// every `period` seconds until SIGINT/SIGTERM, sends one datagram per flow and prints one
 /// JSON line `{"round": r, "who": [name or null per flow]}` (answers wait up to 0.2 s).
@@ -2466,41 +2501,7 @@ impl Lab {
     #[track_caller]
     pub fn watch_report(&self, watch: Proc<'_>) -> WatchReport {
         let o = watch.interrupt();
-        let line = o
-            .stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or_default()
-            .to_string();
-        let v: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("watcher output is not JSON ({e})\n{o}"));
-        WatchReport {
-            sent: v["sent"].as_u64().unwrap_or(0),
-            received: v["received"].as_u64().unwrap_or(0),
-            max_gap_ms: v["max_gap_ms"].as_f64().unwrap_or(f64::MAX),
-            by: v["by"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            runs: v["runs"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|r| {
-                            (
-                                r[0].as_str().unwrap_or("?").to_string(),
-                                r[1].as_u64().unwrap_or(0),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
+        parse_watch_report(&o.stdout).unwrap_or_else(|e| panic!("{e}\n{o}"))
     }
 
     /// Starts a per-flow prober in `vm` (see [`UDP_FLOWS_PY`]); read its rounds with
