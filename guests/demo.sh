@@ -25,13 +25,14 @@
 # vm.py state: VSWITCH_GUEST_RUN=D/guests). A second run stops the demo in the same dir first.
 # If a step fails, the script prints the relevant log tails and stops what it started.
 # Env: VSWITCH_GUEST_CACHE (the images, as for build.sh and vm.py), VSWITCH_DEMO_BOOT_TIMEOUT
-# (seconds to wait for each guest's agent, default 90).
+# (seconds to wait for each guest's agent, default 90), VSWITCH_BIN (use this switch binary
+# instead of building target/release/vswitch; the test suite passes its own).
 # Needs root. Every guest is a TCG QEMU process: ~280 MiB RSS each, boot ~5-8 s.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
 VM=$HERE/vm.py
-VSWITCH=$ROOT/target/release/vswitch
+VSWITCH=${VSWITCH_BIN:-$ROOT/target/release/vswitch}
 ME=guests/demo.sh
 
 ARGS="$*"
@@ -541,7 +542,10 @@ log "$STEP"
 "$HERE/build.sh"
 STEP="building the switch (cargo build --release -p agent)"
 log "$STEP"
-if command -v cargo > /dev/null; then
+if [ -n "${VSWITCH_BIN:-}" ]; then
+    [ -x "$VSWITCH_BIN" ] || die "VSWITCH_BIN=$VSWITCH_BIN is not an executable"
+    log "using VSWITCH_BIN=$VSWITCH (no build)"
+elif command -v cargo > /dev/null; then
     (cd "$ROOT" && cargo build --release -p agent)
 elif [ -x "$VSWITCH" ]; then
     log "cargo is not in root's PATH; using the existing $VSWITCH"

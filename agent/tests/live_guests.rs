@@ -555,3 +555,65 @@ fn guests_survive_switch_restart_and_match_a_bridge() {
     gs.finish();
     lab.finish();
 }
+
+// ---------------------------------------------------------------------------------------
+// the by-hand demo (README): boots, answers, stops clean
+// ---------------------------------------------------------------------------------------
+
+/// `guests/demo.sh` (the README's real-VM demo) with this build's switch: it boots the
+/// three guests, g1's keepalived takes the VIP, g3 reaches it through the switch (the
+/// script checks that itself), `--status` shows the owner, and `--stop` leaves nothing.
+#[test]
+fn guest_demo_boots_and_stops_clean() {
+    if !require_root() {
+        return;
+    }
+    let lab = Lab::new("qdm", 234);
+    let gs = Guests::new(&lab); // the guest lock and the images
+    let dir = lab.dir.join("demo");
+    let dir_s = dir.to_string_lossy().into_owned();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../guests/demo.sh");
+    let bin = format!("VSWITCH_BIN={VSWITCH}");
+    let run = |args: &[&str], t: u64| {
+        let mut argv = vec!["env", bin.as_str(), "bash", demo];
+        argv.extend_from_slice(args);
+        run_argv(&argv, Duration::from_secs(t))
+    };
+    /// Stops the demo also when an assertion fails.
+    struct StopDemo<'a>(&'a dyn Fn());
+    impl Drop for StopDemo<'_> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let stop = || {
+        let _ = run(&["--stop", "--dir", &dir_s], 60);
+    };
+    let _guard = StopDemo(&stop);
+    let up = run(&["--dir", &dir_s], 300);
+    assert!(up.ok(), "demo.sh failed\n{up}");
+    let out = up.text();
+    for needle in ["g1 owns web", "vm.py console", "show vips", "--stop"] {
+        assert!(
+            out.contains(needle),
+            "no {needle:?} in the demo's output:\n{out}"
+        );
+    }
+    assert!(
+        out.contains("g1 answered"),
+        "g3 did not reach the VIP:\n{out}"
+    );
+    let status = run(&["--status", "--dir", &dir_s], 60);
+    assert!(status.ok() && status.text().contains("g1 ("), "{status}");
+    let down = run(&["--stop", "--dir", &dir_s], 60);
+    assert!(down.ok(), "{down}");
+    assert!(!dir.exists(), "--stop left {dir_s}");
+    for t in ["vsd-g1", "vsd-g2", "vsd-g3"] {
+        assert!(
+            !std::path::Path::new("/sys/class/net").join(t).exists(),
+            "--stop left {t}"
+        );
+    }
+    drop(gs);
+    lab.finish();
+}
