@@ -107,3 +107,45 @@ fn logs_to_a_pipe_have_no_colour_codes() {
         "ANSI escape codes in a piped log:\n{err:?}"
     );
 }
+
+/// `configs/vswitch.service` is a unit systemd accepts without a warning (every key known,
+/// the binary it names exists), pointed at this build's binary.
+#[test]
+fn systemd_unit_verifies() {
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("SKIPPED: no systemd-analyze");
+        return;
+    }
+    let unit = std::fs::read_to_string(configs().join("vswitch.service")).unwrap();
+    let unit = unit.replace("/usr/local/bin/vswitch", env!("CARGO_BIN_EXE_vswitch"));
+    let dir = std::env::temp_dir().join(format!("vswitch-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("vswitch.service");
+    std::fs::write(&f, unit).unwrap();
+    let o = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "systemd-analyze verify failed:\n{out}{err}"
+    );
+    let complaints: Vec<&str> = err
+        .lines()
+        .chain(out.lines())
+        .filter(|l| l.contains("vswitch.service"))
+        .collect();
+    assert!(
+        complaints.is_empty(),
+        "systemd complains:\n{}",
+        complaints.join("\n")
+    );
+}
