@@ -60,18 +60,23 @@ fn start(lab: &Lab, gs: &Guests<'_>, all: &[&std::sync::Arc<Guest>], extra: &str
 /// Sends `bytes` pseudo-random bytes over TCP from `from` to `to` and asserts they arrive
 /// intact (count and SHA-256).
 fn tcp_intact(gs: &Guests<'_>, from: &Guest, to: &Guest, bytes: usize) {
-    let out = format!("rx-{}-{bytes}.out", to.name);
-    gs.spawn(to, &format!("python3 rx.py {} 5001", to.ip4), &out);
+    tcp_intact_to(gs, from, to, to.ip4.into(), bytes);
+}
+
+/// [`tcp_intact`] to one of `to`'s addresses (IPv4 or IPv6).
+fn tcp_intact_to(gs: &Guests<'_>, from: &Guest, to: &Guest, dst: IpAddr, bytes: usize) {
+    let out = format!("rx-{}-{dst}-{bytes}.out", to.name);
+    gs.spawn(to, &format!("python3 rx.py {dst} 5001"), &out);
     gs.wait_shared(&out, "READY", Duration::from_secs(20));
     let tx = gs.must(
         from,
-        &format!("python3 /mnt/share/tx.py {} 5001 {bytes}", to.ip4),
+        &format!("python3 /mnt/share/tx.py {dst} 5001 {bytes}"),
     );
     let sent: Vec<String> = tx.split_whitespace().map(str::to_string).collect();
     let want = format!("{bytes} {}", sent.get(1).map_or("?", String::as_str));
     gs.wait_shared(&out, &want, Duration::from_secs(30));
     println!(
-        "TCP {} -> {}: {bytes} bytes intact in {} s",
+        "TCP {} -> {} [{dst}]: {bytes} bytes intact in {} s",
         from.name,
         to.name,
         sent.get(2).map_or("?", String::as_str)
@@ -100,8 +105,8 @@ fn guests_forward_with_offloads_and_enforce_source_checks() {
     }
     let lab = Lab::new("qfw", 231);
     let gs = Guests::new(&lab);
-    let g1 = gs.add("g1", TapMode::Fd);
-    let g2 = gs.add("g2", TapMode::Fd);
+    let g1 = gs.add_dual("g1", TapMode::Fd);
+    let g2 = gs.add_dual("g2", TapMode::Fd);
     let g3 = gs.add("g3", TapMode::Ifname);
     let boot = start(&lab, &gs, &[&g1, &g2, &g3], "");
     let rss: Vec<Option<u64>> = [&g1, &g2, &g3].iter().map(|g| gs.rss_mib(g)).collect();
@@ -141,6 +146,20 @@ fn guests_forward_with_offloads_and_enforce_source_checks() {
         bytes / frames.max(1)
     );
     tcp_intact(&gs, &g3, &g1, 4 << 20);
+    // IPv6 (TSO6 in the guests): ping and an intact transfer between the dual-stack guests
+    let (a1, a2) = (g1.ip6.unwrap(), g2.ip6.unwrap());
+    gs.must(&g1, &format!("ping -6 -c 3 -i 0.2 -W 2 {a2}"));
+    let before6 = lab.stats("g2");
+    tcp_intact_to(&gs, &g2, &g1, a1.into(), 8 << 20);
+    let after6 = lab.stats("g2");
+    let (f6, b6) = (
+        counter(&after6, "rx_frames") - counter(&before6, "rx_frames"),
+        counter(&after6, "rx_bytes") - counter(&before6, "rx_bytes"),
+    );
+    assert!(
+        f6 > 0 && b6 / f6 > 3000,
+        "8 MiB of TCP over IPv6 from g2 came in {f6} frames: expected GSO super-frames"
+    );
     gs.must(&g2, "iperf3 -s -D");
     let ip = gs.iperf(&g1, g2.ip4, 3);
     assert!(ip.bytes > 0, "iperf3 moved nothing");

@@ -67,6 +67,9 @@ pub struct Guest {
     pub mac: Mac,
     /// Its IPv4 address (/24).
     pub ip4: Ipv4Addr,
+    /// Its IPv6 address (/64), for a dual-stack guest ([`Guests::add_dual`]); a v4-only
+    /// guest has IPv6 off on eth0, so it sends no RS/MLD noise into the switch.
+    pub ip6: Option<Ipv6Addr>,
     /// How its tap is opened.
     pub mode: TapMode,
     pid: Mutex<Option<u32>>,
@@ -172,8 +175,17 @@ impl<'l> Guests<'l> {
         self.list.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Declares guest `name` (`g1`, `g2`, …: the number picks address and MAC).
+    /// Declares an IPv4-only guest `name` (`g1`, `g2`, …: the number picks address and MAC).
     pub fn add(&self, name: &str, mode: TapMode) -> Arc<Guest> {
+        self.add_guest(name, mode, false)
+    }
+
+    /// Declares a dual-stack guest: also `fd<net hex>::(10+N)/64`.
+    pub fn add_dual(&self, name: &str, mode: TapMode) -> Arc<Guest> {
+        self.add_guest(name, mode, true)
+    }
+
+    fn add_guest(&self, name: &str, mode: TapMode, dual: bool) -> Arc<Guest> {
         let n: u8 = name
             .trim_start_matches(|c: char| !c.is_ascii_digit())
             .parse()
@@ -186,6 +198,7 @@ impl<'l> Guests<'l> {
             tap,
             mac: Mac([0x52, 0x54, 0x00, self.lab.net, 0x00, n]),
             ip4: self.lab.ip4(10 + n),
+            ip6: dual.then(|| self.lab.ip6(10 + u16::from(n))),
             mode,
             pid: Mutex::new(None),
         });
@@ -197,12 +210,13 @@ impl<'l> Guests<'l> {
         g
     }
 
-    /// One `[[port]]` table per guest: `netdev` on its tap, its MAC and address.
+    /// One `[[port]]` table per guest: `netdev` on its tap, its MAC and addresses.
     pub fn ports_toml(&self) -> String {
         let mut s = String::new();
         for g in self.guests() {
+            let v6 = g.ip6.map(|a| format!(", \"{a}/64\"")).unwrap_or_default();
             s.push_str(&format!(
-                "[[port]]\nname = \"{}\"\nnetdev = \"{}\"\nmac = \"{}\"\nips = [\"{}/24\"]\n\n",
+                "[[port]]\nname = \"{}\"\nnetdev = \"{}\"\nmac = \"{}\"\nips = [\"{}/24\"{v6}]\n\n",
                 g.name, g.tap, g.mac, g.ip4
             ));
         }
@@ -220,7 +234,10 @@ impl<'l> Guests<'l> {
     /// Starts `g`'s QEMU (does not wait for the boot).
     #[track_caller]
     pub fn start(&self, g: &Guest) {
-        let ip = format!("{}/24", g.ip4);
+        let mut ip = format!("{}/24", g.ip4);
+        if let Some(a) = g.ip6 {
+            ip.push_str(&format!(",{a}/64"));
+        }
         let mac = g.mac.to_string();
         let share = self.share.to_string_lossy().into_owned();
         let mode = match g.mode {
