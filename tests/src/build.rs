@@ -237,30 +237,8 @@ pub fn garp_zero_tha(src: MacAddr, ip: &str) -> Vec<u8> {
 
 /// Neighbor Solicitation for `target` (to its solicited-node group), with SLL = `sll`.
 pub fn ns(src: MacAddr, sip: &str, target: &str, sll: Option<MacAddr>) -> Vec<u8> {
-    let t = ip6(target);
-    let o = t.octets();
-    let group = Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(o[13]),
-        u16::from_be_bytes([o[14], o[15]]),
-    );
     let mut f = SmallFrame::default();
-    frames::nd(
-        &mut f,
-        MacAddr::ipv6_multicast(group),
-        src,
-        ip6(sip),
-        group,
-        135,
-        0,
-        t,
-        sll,
-    );
+    frames::solicitation(&mut f, src, ip6(sip), ip6(target), sll);
     small(f)
 }
 

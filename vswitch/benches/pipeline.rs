@@ -188,29 +188,8 @@ fn garp(src: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
 }
 
 fn ns(src: MacAddr, sip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let o = target.octets();
-    let group = Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(o[13]),
-        u16::from_be_bytes([o[14], o[15]]),
-    );
     let mut f = SmallFrame::default();
-    frames::nd(
-        &mut f,
-        MacAddr::ipv6_multicast(group),
-        src,
-        sip,
-        group,
-        135,
-        0,
-        target,
-        Some(src),
-    );
+    frames::solicitation(&mut f, src, sip, target, Some(src));
     f.as_bytes().to_vec()
 }
 

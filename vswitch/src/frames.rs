@@ -164,6 +164,44 @@ pub fn nd(
     out.put(&icmp[..icmp_len]);
 }
 
+/// The solicited-node multicast group of `target` (ff02::1:ffXX:XXXX, RFC 4291 §2.7.1).
+pub fn solicited_node(target: Ipv6Addr) -> Ipv6Addr {
+    let o = target.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+/// Neighbor Solicitation for `target` from `mac`/`src`, sent to the target's
+/// solicited-node group, with the SLL option `sll`.
+pub fn solicitation(
+    out: &mut SmallFrame,
+    mac: MacAddr,
+    src: Ipv6Addr,
+    target: Ipv6Addr,
+    sll: Option<MacAddr>,
+) {
+    let group = solicited_node(target);
+    nd(
+        out,
+        MacAddr::ipv6_multicast(group),
+        mac,
+        src,
+        group,
+        135,
+        0,
+        target,
+        sll,
+    );
+}
+
 /// The all-nodes multicast group ff02::1.
 pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
@@ -177,17 +215,7 @@ pub fn na_reply(
     to_ip: Ipv6Addr,
 ) {
     if to_ip.is_unspecified() {
-        nd(
-            out,
-            MacAddr::ipv6_multicast(ALL_NODES),
-            mac,
-            target,
-            ALL_NODES,
-            136,
-            NA_FLAG_OVERRIDE,
-            target,
-            Some(mac),
-        );
+        unsolicited_na(out, mac, target);
     } else {
         nd(
             out,
@@ -223,6 +251,21 @@ pub fn unsolicited_na(out: &mut SmallFrame, mac: MacAddr, target: Ipv6Addr) {
 mod tests {
     use super::*;
     use crate::wire::{parse, Icmpv6Info, L3, L4};
+
+    #[test]
+    fn solicitation_goes_to_the_solicited_node_group() {
+        let t: Ipv6Addr = "fd00::12:3456".parse().unwrap();
+        assert_eq!(
+            solicited_node(t),
+            "ff02::1:ff12:3456".parse::<Ipv6Addr>().unwrap()
+        );
+        let mut f = SmallFrame::default();
+        let mac = MacAddr([2, 0, 0, 0, 0, 3]);
+        solicitation(&mut f, mac, "fd00::3".parse().unwrap(), t, Some(mac));
+        let b = f.as_bytes();
+        assert_eq!(&b[..6], &[0x33, 0x33, 0xff, 0x12, 0x34, 0x56]);
+        assert_eq!(b[14 + 40], 135);
+    }
 
     #[test]
     fn garp_parses_as_gratuitous() {
