@@ -539,20 +539,13 @@ impl super::RawTx for PacketPort {
     fn write_raw(&mut self, hdr: &[u8], frame: &[u8]) -> Result<(), PortError> {
         self.send_one(hdr, frame)
     }
-    fn tx_state(
-        &mut self,
-    ) -> (
-        &mut Option<SoftwareOffload>,
-        &mut IoCounters,
-        usize,
-        Option<i32>,
-    ) {
-        (
-            &mut self.soft,
-            &mut self.counters,
-            self.mtu,
-            self.gone_errno,
-        )
+    fn tx_state(&mut self) -> super::TxState<'_> {
+        super::TxState {
+            soft: &mut self.soft,
+            counters: &mut self.counters,
+            mtu: self.mtu,
+            gone_errno: self.gone_errno,
+        }
     }
 }
 

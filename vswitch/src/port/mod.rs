@@ -451,26 +451,31 @@ pub trait Port: Send {
 pub(crate) trait RawTx {
     /// Write one frame, preceded by `hdr` (a vnet header, or empty).
     fn write_raw(&mut self, hdr: &[u8], frame: &[u8]) -> Result<(), PortError>;
-    /// The software-offload scratch (present when the port has no vnet header), the
-    /// counters, the segmentation MTU and the errno that revealed a vanished device.
-    fn tx_state(
-        &mut self,
-    ) -> (
-        &mut Option<SoftwareOffload>,
-        &mut IoCounters,
-        usize,
-        Option<i32>,
-    );
+    /// What the software-offload fallback needs from the port.
+    fn tx_state(&mut self) -> TxState<'_>;
+}
+
+/// A [`RawTx`] backend's transmit state.
+pub(crate) struct TxState<'a> {
+    /// The software-offload scratch, present when the port has no vnet header.
+    pub soft: &'a mut Option<SoftwareOffload>,
+    /// The port's I/O counters.
+    pub counters: &'a mut IoCounters,
+    /// The MTU segments are cut to.
+    pub mtu: usize,
+    /// The errno that revealed a vanished device.
+    pub gone_errno: Option<i32>,
 }
 
 /// [`Port::send`] for a [`RawTx`] backend: pass the frame and its vnet header through, or,
 /// on a port without vnet headers, complete the checksum / segment it in software first.
 pub(crate) fn send_via<P: RawTx>(p: &mut P, frame: &[u8], vnet: &VnetHdr) -> Result<(), PortError> {
-    let (slot, _, mtu, gone) = p.tx_state();
-    if let Some(errno) = gone {
+    let st = p.tx_state();
+    if let Some(errno) = st.gone_errno {
         return Err(PortError::Gone { errno });
     }
-    let Some(mut soft) = slot.take() else {
+    let mtu = st.mtu;
+    let Some(mut soft) = st.soft.take() else {
         return p.write_raw(&vnet.to_bytes(), frame);
     };
     let mut first_err = None;
@@ -484,12 +489,12 @@ pub(crate) fn send_via<P: RawTx>(p: &mut P, frame: &[u8], vnet: &VnetHdr) -> Res
             }
         }
     });
-    let (slot, counters, _, _) = p.tx_state();
-    *slot = Some(soft);
-    counters.tx_segments += segments;
+    let st = p.tx_state();
+    *st.soft = Some(soft);
+    st.counters.tx_segments += segments;
     match (r, first_err) {
         (Err(e), _) => {
-            counters.tx_dropped += 1;
+            st.counters.tx_dropped += 1;
             Err(PortError::Offload(e))
         }
         (Ok(_), Some(e)) => Err(e),
