@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -445,6 +445,15 @@ fn ap_lab(name: &str, net: u8, b: Backend) -> Lab {
     lab
 }
 
+/// [`ap_lab`] on taps with the `web` VIP at 10.<net>.0.100, started.
+fn web_lab(name: &str, net: u8) -> (Lab, Ipv4Addr) {
+    let lab = ap_lab(name, net, Backend::Tap);
+    let vip = lab.ip4(100);
+    lab.set_extra_config(&web_vip(&[vip.into()]));
+    lab.start();
+    (lab, vip)
+}
+
 /// A/P failover matrix for one transport: each failure (SIGTERM, SIGKILL, VM crash) in
 /// turn, each followed by the failback.
 fn ap_matrix(name: &str, net: u8, b: Backend, t: Transport, failures: &[Failure]) {
@@ -619,10 +628,7 @@ fn stale_static_client_cache_tap() {
     if !require_root() {
         return;
     }
-    let lab = ap_lab("stlt", 235, Backend::Tap);
-    let vip = lab.ip4(100);
-    lab.set_extra_config(&web_vip(&[vip.into()]));
-    lab.start();
+    let (lab, vip) = web_lab("stlt", 235);
     let ka = KaSpec::fast(
         Transport::Multicast,
         &[ka_addr(vip.into(), Transport::Multicast)],
@@ -672,10 +678,7 @@ fn single_garp_tap() {
     if !require_root() {
         return;
     }
-    let lab = ap_lab("g1t", 236, Backend::Tap);
-    let vip = lab.ip4(100);
-    lab.set_extra_config(&web_vip(&[vip.into()]));
-    lab.start();
+    let (lab, vip) = web_lab("g1t", 236);
     let ka = KaSpec::fast(
         Transport::Multicast,
         &[ka_addr(vip.into(), Transport::Multicast)],
@@ -941,10 +944,7 @@ fn vrrp_v2_adverts_only_to_candidates_tap() {
     if !require_root() {
         return;
     }
-    let lab = ap_lab("vrt", 239, Backend::Tap);
-    let vip = lab.ip4(100);
-    lab.set_extra_config(&web_vip(&[vip.into()]));
-    lab.start();
+    let (lab, vip) = web_lab("vrt", 239);
     let (vm1, vm2, vm3) = (lab.vm("vm1"), lab.vm("vm2"), lab.vm("vm3"));
     let cap3 = lab.capture(&vm3);
     let cap2 = lab.capture(&vm2);

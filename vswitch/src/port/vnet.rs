@@ -544,6 +544,17 @@ mod tests {
         f
     }
 
+    /// Ethernet + IPv4 + UDP 5000 -> 5001 (checksum 0) around `body`.
+    fn udp4_frame(body: &[u8]) -> Vec<u8> {
+        let mut f = eth(ETHERTYPE_IPV4);
+        f.extend(ipv4_header(IPPROTO_UDP, 8 + body.len(), 9));
+        f.extend_from_slice(&[0x13, 0x88, 0x13, 0x89]);
+        f.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(body);
+        f
+    }
+
     fn ipv4_header(proto: u8, l4_len: usize, id: u16) -> Vec<u8> {
         let total = (20 + l4_len) as u16;
         let mut h = vec![0x45, 0];
@@ -800,12 +811,7 @@ mod tests {
     #[test]
     fn segments_uso_ipv4() {
         let body = payload(2500);
-        let mut f = eth(ETHERTYPE_IPV4);
-        f.extend(ipv4_header(IPPROTO_UDP, 8 + body.len(), 9));
-        f.extend_from_slice(&[0x13, 0x88, 0x13, 0x89]);
-        f.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
-        f.extend_from_slice(&[0, 0]);
-        f.extend_from_slice(&body);
+        let mut f = udp4_frame(&body);
         let mut vnet = make_partial(&mut f, 14, 34, 6, true);
         vnet.gso_type = GSO_UDP_L4;
         vnet.gso_size = 1200;
@@ -828,12 +834,7 @@ mod tests {
     fn ufo_fits_or_is_refused() {
         for (len, ok) in [(1000usize, true), (3000, false)] {
             let body = payload(len);
-            let mut f = eth(ETHERTYPE_IPV4);
-            f.extend(ipv4_header(IPPROTO_UDP, 8 + body.len(), 9));
-            f.extend_from_slice(&[0x13, 0x88, 0x13, 0x89]);
-            f.extend_from_slice(&((8 + body.len()) as u16).to_be_bytes());
-            f.extend_from_slice(&[0, 0]);
-            f.extend_from_slice(&body);
+            let mut f = udp4_frame(&body);
             let mut vnet = make_partial(&mut f, 14, 34, 6, true);
             vnet.gso_type = GSO_UDP;
             vnet.gso_size = 1472;
