@@ -142,6 +142,9 @@ pub fn vips(v: &Value) -> String {
             );
         }
         let _ = writeln!(out, "  epoch:       {}", s(&g["epoch"]));
+        if g["discovering"].as_bool() == Some(true) {
+            let _ = writeln!(out, "  discovery:   asking the candidates who holds it");
+        }
         let lc = &g["last_claim"];
         let _ = writeln!(
             out,

@@ -7,7 +7,8 @@
 //!   of ports; timestamps are merged across files in arrival order (ties: port order);
 //! - `events.txt` (optional): control events at times, one per line:
 //!   `<secs> port-down|port-up|admin-down|admin-up <port>`, `<secs> vip-move <vip> <port>`,
-//!   `<secs> vip-release <vip> <port>`, `<secs> tick`; `#` starts a comment;
+//!   `<secs> vip-release <vip> <port>`, `<secs> tick`, `<secs> discover-all` (what the
+//!   daemon does at start: ask every group's candidates who holds it); `#` starts a comment;
 //! - `expected.txt`: the golden transcript. `UPDATE_GOLDEN=1` rewrites it; review the diff.
 //!
 //! Time 0 is the earliest frame or event of the scenario. Control timers (pending VIP claims,
@@ -162,7 +163,7 @@ pub fn run(dir: &Path) -> Result<String, String> {
                 let v = process(&snap, port, &data, RxMeta::default(), now, &mut fx);
                 if let Some(c) = sw.counters(port) {
                     c.rx(data.len());
-                    c.verdict(&v);
+                    c.verdict(&v, &fx);
                 }
                 let _ = writeln!(
                     out,
@@ -176,11 +177,19 @@ pub fn run(dir: &Path) -> Result<String, String> {
                         if let Some(c) = sw.counters(port) {
                             c.tx(data.len());
                         }
+                        let unowned = if fx.vip_no_owner {
+                            " (the VIP has no owner: delivered to the candidate its MAC names)"
+                        } else {
+                            ""
+                        };
                         match rewrite_dst {
                             Some(m) => {
-                                format!("forward {} (dst mac rewritten to {m})", sw.port_name(port))
+                                format!(
+                                    "forward {} (dst mac rewritten to {m}){unowned}",
+                                    sw.port_name(port)
+                                )
                             }
-                            None => format!("forward {}", sw.port_name(port)),
+                            None => format!("forward {}{unowned}", sw.port_name(port)),
                         }
                     }
                     Verdict::Flood => {
@@ -199,6 +208,7 @@ pub fn run(dir: &Path) -> Result<String, String> {
                         let r = fx.reply.map(|r| describe(r.as_bytes())).unwrap_or_default();
                         format!("answered by the switch: {r}")
                     }
+                    Verdict::ToSwitch => "to the switch (discovery answer)".to_string(),
                     Verdict::Drop(r) => match (r, fx.malformed) {
                         (DropReason::Malformed, Some(m)) => format!("drop malformed ({m:?})"),
                         _ => format!("drop {r}"),
@@ -249,6 +259,10 @@ pub fn run(dir: &Path) -> Result<String, String> {
                         .map(|_| ())
                         .map_err(|e| e.to_string()),
                     "tick" => Ok(()),
+                    "discover-all" => {
+                        sw.discover_all(now);
+                        Ok(())
+                    }
                     other => Err(format!("unknown event `{other}`")),
                 };
                 if let Err(e) = r {

@@ -239,6 +239,7 @@ pub fn all() -> Vec<Scenario> {
     l2_scenarios(&mut v);
     source_check_scenarios(&mut v);
     vip_scenarios(&mut v);
+    discovery_scenarios(&mut v);
     v
 }
 
@@ -1337,5 +1338,76 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
         )
         .event(6.0, "vip-release web vm1")
         .at(7.0, "vm3", arp_request(vm(3), "10.0.0.3", vip4));
+    v.push(s);
+}
+
+/// Owner discovery after a restart (the daemon's `discover-all` at start).
+fn discovery_scenarios(v: &mut Vec<Scenario>) {
+    let vip4 = "10.0.0.100";
+    let vip6 = "fd00::100";
+    let sw = vswitch::discovery::SWITCH_MAC;
+    let ll = "fe80::76:73ff:fe77:1";
+
+    let mut s = Scenario::new(
+        "restart-discovery",
+        "A restart with no saved owner (events.txt `discover-all`, what the daemon does at start):\n\
+         the switch asks vm1 and vm2 (the candidates, nobody else) who holds 10.0.0.100 with an ARP\n\
+         probe (sender IP 0.0.0.0) and who holds fd00::100 with an NS from its link-local address.\n\
+         Before anyone answers (also before the asking), vm3's frames to the VIP addressed to vm1's\n\
+         MAC (its cache) are delivered to vm1 as a bridge would, not dropped by vm1's destination check. vm2 answers\n\
+         both (ARP reply and solicited NA to the switch's MAC): it becomes the owner (reason\n\
+         discovery) and the switch announces it to vm3; vm3's stale-cache frame is then steered\n\
+         to vm2. The round after the answer settles the group: no more probes. vm1's answer about\n\
+         its own address, sent to the switch's MAC, is no VIP answer: dropped no_egress.",
+        three_vms(VIP_AP),
+    );
+    s.at(
+        0.0,
+        "vm3",
+        udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+    )
+    .event(0.0, "discover-all")
+    .at(
+        0.02,
+        "vm3",
+        udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 11),
+    )
+    .at(0.03, "vm2", arp_reply(vm(2), vip4, sw, "0.0.0.0"))
+    .at(
+        0.031,
+        "vm2",
+        na(vm(2), sw, vip6, ll, vip6, Some(vm(2)), 0x60),
+    )
+    .at(
+        0.2,
+        "vm3",
+        udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+    )
+    .at(0.3, "vm1", arp_reply(vm(1), "10.0.0.1", sw, "0.0.0.0"))
+    .event(2.0, "tick");
+    v.push(s);
+
+    let mut s = Scenario::new(
+        "discovery-split-brain",
+        "Split brain seen by discovery: vm1 is the owner before the restart (a GARP), then the\n\
+         switch asks (`discover-all`). vm2 answers first, then vm1: both hold 10.0.0.100. The owner\n\
+         from before the round (vm1) keeps it, the split brain is logged, and while both keep\n\
+         answering nothing moves. When only vm2 answers a round (keepalived resolved it: vm1 stepped\n\
+         down), vm2 becomes the owner (reason discovery) and the asking stops.",
+        three_vms("[[vip]]\nname = \"web\"\naddresses = [\"10.0.0.100\"]\nmode = \"active-passive\"\ncandidates = [\"vm1\", \"vm2\"]\n"),
+    );
+    s.at(0.0, "vm1", garp(vm(1), vip4))
+        .event(0.5, "discover-all")
+        .at(0.51, "vm2", arp_reply(vm(2), vip4, sw, "0.0.0.0"))
+        .at(0.52, "vm1", arp_reply(vm(1), vip4, sw, "0.0.0.0"))
+        .at(0.61, "vm2", arp_reply(vm(2), vip4, sw, "0.0.0.0"))
+        .at(0.62, "vm1", arp_reply(vm(1), vip4, sw, "0.0.0.0"))
+        .at(0.81, "vm2", arp_reply(vm(2), vip4, sw, "0.0.0.0"))
+        .at(
+            1.5,
+            "vm3",
+            udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+        )
+        .event(3.0, "tick");
     v.push(s);
 }

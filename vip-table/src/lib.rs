@@ -21,6 +21,6 @@ pub use addr::{parse_ip_or_cidr, IpNet, MacAddr, PrefixSet};
 pub use policy::{PortId, PortPolicy};
 pub use time::Timestamp;
 pub use vip::{
-    ClaimOutcome, Damping, HijackAttempt, Move, MoveReason, Owner, PendingClaim, VipError,
-    VipGroup, VipId, VipMode, VipSpec, VipTable, HISTORY_LEN,
+    ClaimOutcome, Damping, HijackAttempt, Move, MoveReason, Owner, PendingClaim, SavedGroup,
+    VipError, VipGroup, VipId, VipMode, VipSpec, VipTable, HISTORY_LEN,
 };

@@ -24,6 +24,7 @@ use vip_table::{
 
 use crate::config::Config;
 use crate::counters::PortCounters;
+use crate::discovery::{self, AnswerAction, Discovery, RoundAction, Trigger};
 use crate::fdb::Fdb;
 use crate::frames::{self, SmallFrame};
 use crate::pipeline::{recompute_masks, Effects, PortEntry, Snapshot, VipSignal, MAX_PORTS};
@@ -77,6 +78,31 @@ pub enum SwitchEvent {
         /// Its MAC.
         mac: MacAddr,
     },
+    /// Two candidates of an active-passive group answered the same discovery round.
+    VipSplitBrain {
+        /// Group name.
+        vip: String,
+        /// The answering ports, in order.
+        ports: Vec<String>,
+        /// The port that holds the group meanwhile.
+        holder: Option<String>,
+    },
+    /// State saved by an earlier instance of the switch was restored.
+    VipRestored {
+        /// Group name.
+        vip: String,
+        /// The restored owners.
+        owners: Vec<String>,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The switch started asking a group's candidates who holds its addresses.
+    VipDiscovery {
+        /// Group name.
+        vip: String,
+        /// Why.
+        trigger: Trigger,
+    },
     /// A port went up or down.
     PortState {
         /// Port name.
@@ -121,6 +147,24 @@ impl std::fmt::Display for SwitchEvent {
                 f,
                 "vip {vip}: HIJACK refused: {port} ({mac}) claimed {addr}"
             ),
+            SwitchEvent::VipSplitBrain { vip, ports, holder } => write!(
+                f,
+                "vip {vip}: SPLIT BRAIN: {} answered the discovery probe; {} holds it until one answer remains",
+                ports.join(" and "),
+                holder.as_deref().unwrap_or("none"),
+            ),
+            SwitchEvent::VipRestored { vip, owners, epoch } => write!(
+                f,
+                "vip {vip}: restored owner {} at epoch {epoch}",
+                if owners.is_empty() {
+                    "none".to_string()
+                } else {
+                    owners.join(", ")
+                },
+            ),
+            SwitchEvent::VipDiscovery { vip, trigger } => {
+                write!(f, "vip {vip}: asking the candidates who holds it ({trigger})")
+            }
             SwitchEvent::PortState { port, up, cause } => write!(
                 f,
                 "port {port} {} ({cause})",
@@ -180,6 +224,7 @@ pub struct Switch {
     generation: u64,
     events: Vec<SwitchEvent>,
     next_sweep: Timestamp,
+    discovery: Discovery,
 }
 
 fn build_ports(cfg: &Config) -> Result<Vec<PortEntry>, ControlError> {
@@ -312,7 +357,134 @@ impl Switch {
             snapshot,
             generation: 1,
             events: Vec::new(),
+            discovery: Discovery::default(),
         })
+    }
+
+    /// Ask the candidates of every group who holds its addresses (the daemon does this at
+    /// start, after restoring saved state; see [`crate::discovery`]).
+    pub fn discover_all(&mut self, now: Timestamp) {
+        let ids: Vec<VipId> = self.vips.groups().map(|(id, _)| id).collect();
+        for id in ids {
+            self.start_discovery(id, Trigger::Start, now);
+        }
+    }
+
+    /// The groups being asked about, by name.
+    pub fn discovering(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .discovery
+            .active()
+            .filter_map(|id| self.vips.group(id).map(|g| g.name().to_string()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn start_discovery(&mut self, id: VipId, trigger: Trigger, now: Timestamp) {
+        let Some(g) = self.vips.group(id) else {
+            return;
+        };
+        if !self.discovery.is_active(id) {
+            self.events.push(SwitchEvent::VipDiscovery {
+                vip: g.name().to_string(),
+                trigger,
+            });
+        }
+        self.discovery.start(id, now);
+    }
+
+    /// Send the probes of one discovery round of `id`.
+    fn probe(&self, id: VipId, out: &mut Vec<Outbound>) {
+        let Some(g) = self.vips.group(id) else {
+            return;
+        };
+        for c in g.candidates() {
+            if !self.ports.get(c.index()).is_some_and(PortEntry::is_up) {
+                continue;
+            }
+            for a in g.addresses() {
+                out.push(Outbound {
+                    port: *c,
+                    frame: discovery::probe_frame(*a),
+                });
+            }
+        }
+    }
+
+    fn discovery_rounds(&mut self, now: Timestamp, out: &mut Vec<Outbound>) -> bool {
+        let mut changed = false;
+        for id in self.discovery.due(now) {
+            let Some(g) = self.vips.group(id) else {
+                self.discovery.stop(id);
+                continue;
+            };
+            let aa = g.mode() == vip_table::VipMode::ActiveActive;
+            if let Some((p, mac)) = self.discovery.split_resolved_by(id) {
+                // the split brain is over: the single answerer holds the addresses
+                let v6 = g.addresses().first().is_some_and(IpAddr::is_ipv6);
+                if let Some(m) = self
+                    .vips
+                    .group_mut(id)
+                    .and_then(|g| g.discovered(p, mac, v6, now))
+                {
+                    self.on_move(id, m, out);
+                    changed = true;
+                }
+            }
+            let owner = self
+                .vips
+                .group(id)
+                .and_then(|g| g.owners().first().map(|o| o.port));
+            if self.discovery.round(id, owner, aa, now) == RoundAction::Probe {
+                self.probe(id, out);
+            }
+        }
+        changed
+    }
+
+    fn on_probe_answer(
+        &mut self,
+        vip: VipId,
+        addr: IpAddr,
+        port: PortId,
+        mac: MacAddr,
+        now: Timestamp,
+        out: &mut Vec<Outbound>,
+    ) -> bool {
+        let Some(g) = self.vips.group(vip) else {
+            return false;
+        };
+        let aa = g.mode() == vip_table::VipMode::ActiveActive;
+        let apply = match self.discovery.answer(vip, port, mac, aa) {
+            AnswerAction::Ignore | AnswerAction::Hold => None,
+            AnswerAction::Apply => Some(port),
+            AnswerAction::SplitBrain { first, keep } => {
+                let holder = keep.unwrap_or(first);
+                let name = g.name().to_string();
+                self.events.push(SwitchEvent::VipSplitBrain {
+                    vip: name,
+                    ports: vec![
+                        self.port_name(first).to_string(),
+                        self.port_name(port).to_string(),
+                    ],
+                    holder: Some(self.port_name(holder).to_string()),
+                });
+                // the owner from before the round keeps it; otherwise the first answer
+                (holder == port).then_some(port)
+            }
+        };
+        let Some(p) = apply else {
+            return false;
+        };
+        match self.vips.discovered(vip, p, mac, addr, now) {
+            Some(m) => {
+                self.on_move(vip, m, out);
+                self.publish(false);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The current snapshot.
@@ -355,6 +527,25 @@ impl Switch {
     pub fn layout(&self) -> u64 {
         self.layout
     }
+    /// Restore saved state into group `id` (see [`crate::state`]). Call
+    /// [`Switch::republish`] when done.
+    pub fn restore_group(&mut self, id: VipId, saved: &vip_table::SavedGroup) {
+        if let Some(g) = self.vips.group_mut(id) {
+            g.restore(saved);
+        }
+    }
+
+    /// Recompute the derived port state and publish a new snapshot.
+    pub fn republish(&mut self) {
+        recompute_masks(&mut self.ports, &self.vips);
+        self.publish(true);
+    }
+
+    /// Record an event for the log.
+    pub fn push_event(&mut self, e: SwitchEvent) {
+        self.events.push(e);
+    }
+
     /// Events since the last call.
     pub fn take_events(&mut self) -> Vec<SwitchEvent> {
         std::mem::take(&mut self.events)
@@ -437,6 +628,8 @@ impl Switch {
                 mac,
             }) => {
                 let before = self.vips.group(vip).and_then(|g| g.pending());
+                // an announcement is the freshest truth: no need to ask any more
+                self.discovery.stop(vip);
                 match self.vips.claim_for(vip, port, mac, addr, now) {
                     Some(ClaimOutcome::Moved(m)) => {
                         self.on_move(vip, m, out);
@@ -456,6 +649,14 @@ impl Switch {
                     }
                     _ => {}
                 }
+            }
+            Some(VipSignal::ProbeAnswer {
+                vip,
+                addr,
+                port,
+                mac,
+            }) => {
+                return self.on_probe_answer(vip, addr, port, mac, now, out);
             }
             Some(VipSignal::Hijack {
                 vip,
@@ -480,19 +681,20 @@ impl Switch {
 
     /// The earliest time [`Switch::tick`] has work (pending claims, liveness, FDB sweep).
     pub fn next_deadline(&self) -> Timestamp {
-        match self.vips.next_deadline() {
-            Some(d) => d.min(self.next_sweep),
-            None => self.next_sweep,
-        }
+        [self.vips.next_deadline(), self.discovery.next_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(self.next_sweep, Timestamp::min)
     }
 
     /// Timers: apply due pending claims, expire A/A owners, sweep aged MACs.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Outbound>) {
         let moves = self.vips.poll(now);
-        let changed = !moves.is_empty();
+        let mut changed = !moves.is_empty();
         for (id, m) in moves {
             self.on_move(id, m, out);
         }
+        changed |= self.discovery_rounds(now, out);
         if changed {
             self.publish(false);
         }
@@ -526,9 +728,19 @@ impl Switch {
             self.fdb.flush_port(pid);
             for (id, m) in self.vips.port_down(pid, now) {
                 self.on_move(id, m, out);
+                let unowned = self.vips.group(id).is_some_and(|g| {
+                    g.mode() == vip_table::VipMode::ActivePassive && g.owners().is_empty()
+                });
+                if unowned {
+                    self.start_discovery(id, Trigger::NoOwner, now);
+                }
             }
         } else {
             self.vips.port_up(pid);
+            // the VM behind it may hold a VIP already (a VM restarted, a tap re-created)
+            for id in self.vips.groups_of(pid).to_vec() {
+                self.start_discovery(id, Trigger::PortUp, now);
+            }
         }
         recompute_masks(&mut self.ports, &self.vips);
         self.publish(true);
@@ -635,6 +847,12 @@ impl Switch {
         let mut ports = build_ports(&config)?;
         let mut vips = build_vips(&config, now)?;
         let old_names: Vec<String> = self.ports.iter().map(|p| p.name.clone()).collect();
+        let asking: Vec<String> = self.discovering();
+        let old_groups: Vec<String> = self
+            .vips
+            .groups()
+            .map(|(_, g)| g.name().to_string())
+            .collect();
         let map = |old: PortId| -> Option<PortId> {
             let name = old_names.get(old.index())?;
             config.port_index(name).map(|i| PortId(i as u32))
@@ -697,6 +915,22 @@ impl Switch {
         self.counters = Arc::new(counters);
         self.fdb = fdb;
         self.layout += 1;
+        // group ids are renumbered: ask again about the groups being asked about, and
+        // about the groups the reload added
+        self.discovery.clear();
+        let ids: Vec<(VipId, bool)> = self
+            .vips
+            .groups()
+            .map(|(id, g)| (id, !old_groups.iter().any(|n| n == g.name())))
+            .collect();
+        for (id, added) in ids {
+            let name = self.vips.group(id).map(|g| g.name().to_string());
+            if added {
+                self.start_discovery(id, Trigger::Reload, now);
+            } else if name.is_some_and(|n| asking.contains(&n)) {
+                self.discovery.start(id, now);
+            }
+        }
         self.publish(true);
         Ok(report)
     }

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::pipeline::{DropReason, Verdict};
+use crate::pipeline::{DropReason, Effects, Verdict};
 
 /// Counters of one port.
 #[derive(Debug, Default)]
@@ -21,6 +21,11 @@ pub struct PortCounters {
     pub tx_bytes: AtomicU64,
     /// Frames the switch answered itself (ARP/NS for VIPs) on this port.
     pub answered: AtomicU64,
+    /// Frames from this port to a VIP without an owner, delivered to the candidate their
+    /// destination MAC names (see [`crate::pipeline::Effects::vip_no_owner`]).
+    pub vip_no_owner: AtomicU64,
+    /// Frames from this port addressed to the switch itself (owner-discovery answers).
+    pub to_switch: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
 }
 
@@ -37,6 +42,10 @@ pub struct CounterValues {
     pub tx_bytes: u64,
     /// ARP/NS answered by the switch.
     pub answered: u64,
+    /// Delivered to a candidate of an unowned VIP.
+    pub vip_no_owner: u64,
+    /// Addressed to the switch (discovery answers).
+    pub to_switch: u64,
     /// Drops by reason name (all reasons, zeros included).
     pub drops: Vec<(String, u64)>,
 }
@@ -69,15 +78,23 @@ impl PortCounters {
     pub fn count_drop(&self, r: DropReason) {
         self.drops[r as usize].fetch_add(1, Ordering::Relaxed);
     }
-    /// Count what a verdict says about the ingress side (drops and answers).
+    /// Count what a verdict and its effects say about the ingress side (drops, answers,
+    /// frames to the switch, deliveries to an unowned VIP's candidate).
     #[inline]
-    pub fn verdict(&self, v: &Verdict) {
+    pub fn verdict(&self, v: &Verdict, fx: &Effects) {
         match v {
             Verdict::Drop(r) => self.count_drop(*r),
             Verdict::Answered => {
                 self.answered.fetch_add(1, Ordering::Relaxed);
             }
-            _ => {}
+            Verdict::ToSwitch => {
+                self.to_switch.fetch_add(1, Ordering::Relaxed);
+            }
+            Verdict::Forward { .. } | Verdict::Flood => {
+                if fx.vip_no_owner {
+                    self.vip_no_owner.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
     /// The drop count for one reason.
@@ -92,6 +109,8 @@ impl PortCounters {
             tx_frames: self.tx_frames.load(Ordering::Relaxed),
             tx_bytes: self.tx_bytes.load(Ordering::Relaxed),
             answered: self.answered.load(Ordering::Relaxed),
+            vip_no_owner: self.vip_no_owner.load(Ordering::Relaxed),
+            to_switch: self.to_switch.load(Ordering::Relaxed),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.as_str().to_string(), self.drops(*r)))

@@ -46,23 +46,48 @@ use crate::port::{Batch, Port, PortError, VnetHdr};
 pub const BATCH: usize = 64;
 const WAKE: Token = Token(usize::MAX);
 
-/// Monotonic time since the daemon started, as the pipeline's [`Timestamp`].
+/// The daemon's clock as the pipeline's [`Timestamp`]: `CLOCK_MONOTONIC` (time since boot),
+/// so that times saved in the state file by one instance of the switch mean the same to the
+/// next one on the same boot (and the clocks of several switches on one machine compare).
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     origin: Instant,
+    offset: u64,
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    u64::try_from(ts.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 impl Clock {
-    /// A clock starting now.
+    /// The clock (its origin is the boot).
     pub fn new() -> Self {
+        let origin = Instant::now();
         Clock {
-            origin: Instant::now(),
+            origin,
+            offset: monotonic_ns(),
         }
     }
     /// Now.
     #[inline]
     pub fn now(&self) -> Timestamp {
-        Timestamp::from_duration(self.origin.elapsed())
+        Timestamp(
+            self.offset.saturating_add(
+                u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            ),
+        )
     }
 }
 
@@ -195,7 +220,12 @@ impl Daemon {
     /// Open the ports and start the control thread and the worker.
     pub fn start(config: Config, opts: DaemonOptions) -> Result<Daemon, DaemonError> {
         let clock = Clock::new();
+        let state_path = crate::state::path_in(&config.switch.state_dir);
         let mut sw = Switch::new(config, clock.now())?;
+        let boot_id = crate::state::boot_id();
+        restore_state(&mut sw, &state_path, &boot_id);
+        // whatever was restored may be stale: ask the candidates
+        sw.discover_all(clock.now());
         let poll = Poll::new().map_err(|e| DaemonError::Os("epoll", e))?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKE).map_err(|e| DaemonError::Os("eventfd", e))?);
@@ -244,6 +274,9 @@ impl Daemon {
                 clock,
                 config_path: opts.config_path,
                 last_attach_try: Instant::now(),
+                boot_id,
+                saved_fp: None,
+                save_failed: false,
             };
             let pending_ob = ob;
             threads.push(
@@ -370,6 +403,29 @@ fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
                 mac = %mac,
                 "{msg}"
             ),
+            SwitchEvent::VipSplitBrain { vip, ports, holder } => tracing::warn!(
+                target: "vswitch::vip",
+                event = "vip_split_brain",
+                vip = %vip,
+                ports = %ports.join(","),
+                holder = holder.as_deref().unwrap_or("-"),
+                "{msg}"
+            ),
+            SwitchEvent::VipRestored { vip, owners, epoch } => tracing::info!(
+                target: "vswitch::vip",
+                event = "vip_restored",
+                vip = %vip,
+                owners = %owners.join(","),
+                epoch,
+                "{msg}"
+            ),
+            SwitchEvent::VipDiscovery { vip, trigger } => tracing::debug!(
+                target: "vswitch::vip",
+                event = "vip_discovery",
+                vip = %vip,
+                trigger = %trigger,
+                "{msg}"
+            ),
             SwitchEvent::PortState { port, up, cause } => tracing::info!(
                 target: "vswitch::port",
                 event = "port_state",
@@ -391,6 +447,42 @@ struct ControlLoop {
     clock: Clock,
     config_path: Option<PathBuf>,
     last_attach_try: Instant,
+    boot_id: String,
+    /// Fingerprint of the VIP state last written to the state file.
+    saved_fp: Option<u64>,
+    /// The last write failed (logged once until one succeeds).
+    save_failed: bool,
+}
+
+/// Restore the VIP state file into a freshly built switch; a missing file is no news, a bad
+/// one a warning (the switch starts with discovery either way).
+fn restore_state(sw: &mut Switch, path: &std::path::Path, boot_id: &str) {
+    match crate::state::load(path) {
+        Ok(Some(saved)) => {
+            let r = saved.restore_into(sw, boot_id);
+            tracing::info!(
+                target: "vswitch::state",
+                event = "state_restored",
+                file = %path.display(),
+                restored = r.restored.len(),
+                skipped = r.skipped.len(),
+                "VIP state restored from {}",
+                path.display()
+            );
+        }
+        Ok(None) => tracing::info!(
+            target: "vswitch::state",
+            file = %path.display(),
+            "no VIP state file yet; owners will be discovered"
+        ),
+        Err(e) => tracing::warn!(
+            target: "vswitch::state",
+            event = "state_unusable",
+            file = %path.display(),
+            error = %e,
+            "the VIP state file cannot be used ({e}); starting without it, owners will be discovered"
+        ),
+    }
 }
 
 impl ControlLoop {
@@ -416,6 +508,7 @@ impl ControlLoop {
             self.sw.tick(self.clock.now(), &mut ob);
             log_events(&mut self.sw, None);
             self.flush(ob);
+            self.save_state();
             if reload.swap(false, Ordering::Relaxed) {
                 match self.reload() {
                     Ok(v) => {
@@ -433,6 +526,32 @@ impl ControlLoop {
         }
         let _ = self.wtx.send(ToWorker::Shutdown);
         let _ = self.waker.wake();
+    }
+
+    /// Write the VIP state file if the VIP state changed since the last write.
+    fn save_state(&mut self) {
+        let fp = self.sw.vips().state_fingerprint();
+        if self.saved_fp == Some(fp) {
+            return;
+        }
+        let path = crate::state::path_in(&self.sw.config().switch.state_dir);
+        let state = crate::state::SavedState::of(&self.sw, &self.boot_id);
+        match crate::state::save(&path, &state) {
+            Ok(()) => {
+                self.saved_fp = Some(fp);
+                if self.save_failed {
+                    tracing::info!(target: "vswitch::state", file = %path.display(), "VIP state file written again");
+                }
+                self.save_failed = false;
+            }
+            Err(e) => {
+                if !self.save_failed {
+                    tracing::error!(target: "vswitch::state", event = "state_write_failed", file = %path.display(), error = %e, "cannot write the VIP state file; a restart would have to rediscover owners");
+                }
+                self.save_failed = true;
+                // try again at the next change or tick
+            }
+        }
     }
 
     fn publish(&self) {
@@ -637,6 +756,7 @@ impl ControlLoop {
             }
             Command::ShowVips => {
                 let sw = &self.sw;
+                let asking = sw.discovering();
                 let v: Vec<Value> = sw
                     .vips()
                     .groups()
@@ -654,6 +774,7 @@ impl ControlLoop {
                             "pending": g.pending().map(|p| json!({"port": sw.port_name(p.port), "mac": p.mac.to_string(), "due_in_secs": p.due.saturating_since(now).as_secs_f64()})),
                             "moves": g.history().map(|m| json!({"secs_ago": ago(m.at), "epoch": m.epoch, "from": m.from.map(|p| sw.port_name(p)), "to": m.to.map(|p| sw.port_name(p)), "mac": m.mac.map(|x| x.to_string()), "reason": m.reason.to_string()})).collect::<Vec<_>>(),
                             "hijack_attempts": g.hijack_count(),
+                            "discovering": asking.iter().any(|n| n == g.name()),
                             "last_hijack": g.last_hijack().map(|h| json!({"port": sw.port_name(h.port), "mac": h.mac.to_string(), "secs_ago": ago(h.at)})),
                         })
                     })
@@ -670,7 +791,7 @@ impl ControlLoop {
                         let c = self.sw.counters(PortId(i as u32))?.values();
                         let drops: serde_json::Map<String, Value> =
                             c.drops.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
-                        Some(json!({"port": p.name, "up": p.is_up(), "rx_frames": c.rx_frames, "rx_bytes": c.rx_bytes, "tx_frames": c.tx_frames, "tx_bytes": c.tx_bytes, "answered": c.answered, "drops": drops}))
+                        Some(json!({"port": p.name, "up": p.is_up(), "rx_frames": c.rx_frames, "rx_bytes": c.rx_bytes, "tx_frames": c.tx_frames, "tx_bytes": c.tx_bytes, "answered": c.answered, "vip_no_owner": c.vip_no_owner, "to_switch": c.to_switch, "drops": drops}))
                     })
                     .collect();
                 Ok(Value::Array(v))
@@ -910,7 +1031,7 @@ impl Worker {
                     let v = process(&snap, ingress, buf.frame(), meta, now, &mut fx);
                     if let Some(c) = snap.counters.get(i) {
                         c.rx(len);
-                        c.verdict(&v);
+                        c.verdict(&v, &fx);
                     }
                     if let Some(l) = &fx.learn {
                         snap.fdb.learn(l, now);
@@ -959,7 +1080,7 @@ impl Worker {
                                 );
                             }
                         }
-                        Verdict::Drop(_) => {}
+                        Verdict::Drop(_) | Verdict::ToSwitch => {}
                     }
                 }
             }

@@ -59,6 +59,16 @@ pub fn render(sw: &Switch, _now: Timestamp) -> String {
             "ARP/NS requests for VIPs answered by the switch.",
             |c| c.answered,
         ),
+        (
+            "port_vip_no_owner_total",
+            "Frames to a VIP without an owner, delivered to the candidate their MAC names.",
+            |c| c.vip_no_owner,
+        ),
+        (
+            "port_to_switch_total",
+            "Frames addressed to the switch itself (owner-discovery answers).",
+            |c| c.to_switch,
+        ),
     ] {
         family(&mut o, name, "counter", help);
         for (p, c, _) in &ports {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use vip_table::{MacAddr, PortId, PortPolicy, Timestamp, VipId, VipTable};
 
+use crate::discovery::SWITCH_MAC;
 use crate::fdb::{Fdb, Learn};
 use crate::frames::{self, SmallFrame};
 use crate::wire::{self, ArpInfo, FrameFacts, Icmpv6Info, IpInfo, Malformed, L3, L4};
@@ -297,6 +298,9 @@ pub enum Verdict {
     /// The switch answered the frame itself: send [`Effects::reply`] back out of the
     /// ingress port; the frame goes nowhere else.
     Answered,
+    /// The frame was addressed to the switch itself (an answer to its owner-discovery
+    /// probe, see [`crate::discovery`]): consumed, sent nowhere.
+    ToSwitch,
     /// Drop, counting the reason on the ingress port.
     Drop(DropReason),
 }
@@ -313,6 +317,18 @@ pub enum VipSignal {
         /// Claimant port.
         port: PortId,
         /// The MAC it claimed with (ARP sha / NA TLL or Ethernet source).
+        mac: MacAddr,
+    },
+    /// A candidate answered the switch's owner-discovery probe for one of the group's
+    /// addresses: it holds the address.
+    ProbeAnswer {
+        /// Group.
+        vip: VipId,
+        /// The address asked about.
+        addr: IpAddr,
+        /// The answering port.
+        port: PortId,
+        /// The MAC it answered with (ARP sha / NA TLL or Ethernet source).
         mac: MacAddr,
     },
     /// A non-candidate tried to claim: dropped.
@@ -341,6 +357,10 @@ pub struct Effects {
     pub malformed: Option<Malformed>,
     /// The egress ports of a [`Verdict::Flood`] (meaningless for other verdicts).
     pub flood: PortMask,
+    /// The frame is unicast IP to a VIP that has no owner, delivered to the candidate
+    /// whose MAC it is addressed to (as a bridge would), not dropped by the destination
+    /// check. Counted as `vip_no_owner` on the ingress port.
+    pub vip_no_owner: bool,
 }
 
 impl Effects {
@@ -349,6 +369,7 @@ impl Effects {
         self.vip = None;
         self.reply = None;
         self.malformed = None;
+        self.vip_no_owner = false;
     }
 }
 
@@ -382,6 +403,16 @@ fn admits(snap: &Snapshot, pid: PortId, port: &PortEntry, dst: IpAddr) -> bool {
     port.policy.receives(dst)
         || snap.vips.owns(pid, dst)
         || (port.ipv6_enabled && is_link_local_v6(dst))
+}
+
+/// Is `dst` an address of a VIP group that has no owner, of which `pid` is a candidate?
+/// Until the owner is known (after a restart, before discovery answers), such a frame goes
+/// to the candidate its destination MAC names, as a bridge would deliver it.
+#[inline]
+fn unowned_vip_of(snap: &Snapshot, pid: PortId, dst: IpAddr) -> bool {
+    snap.vips
+        .lookup_group(dst)
+        .is_some_and(|(_, g)| g.owners().is_empty() && g.is_candidate(pid))
 }
 
 /// The source check (SEMANTICS.md §3). `Ok` if the frame may enter.
@@ -575,6 +606,20 @@ pub fn process(
         }
     }
 
+    // Frames to the switch itself: answers to its owner-discovery probes.
+    if f.dst == SWITCH_MAC {
+        if let Some((vip, addr, mac, false)) = claim {
+            fx.vip = Some(VipSignal::ProbeAnswer {
+                vip,
+                addr,
+                port: ingress,
+                mac,
+            });
+            return Verdict::ToSwitch;
+        }
+        return Verdict::Drop(DropReason::NoEgress);
+    }
+
     // VRRP adverts stay among the candidates of the sender's groups.
     if let Some(ip) = f.ip() {
         if ip.is_vrrp_multicast() {
@@ -616,7 +661,10 @@ pub fn process(
             }
             if let Some(ip) = f.ip() {
                 if !admits(snap, out, egress, ip.dst) {
-                    return Verdict::Drop(DropReason::DestCheck);
+                    if !unowned_vip_of(snap, out, ip.dst) {
+                        return Verdict::Drop(DropReason::DestCheck);
+                    }
+                    fx.vip_no_owner = true;
                 }
             }
             if !meta.gso && frame.len() > usize::from(egress.mtu) + usize::from(f.l2_len) {

@@ -57,6 +57,11 @@ pub(super) fn explain(c: &Config) -> String {
     let _ = writeln!(s_, "  default port mtu {}", sw.mtu);
     let _ = writeln!(
         s_,
+        "  VIP ownership is kept across restarts in {}",
+        sw.state_dir.join(crate::state::FILE_NAME).display()
+    );
+    let _ = writeln!(
+        s_,
         "  default vip flap damping: {}",
         damping_text(sw.damping.max_moves, sw.damping.window)
     );

@@ -40,6 +40,8 @@ pub const DEFAULT_MTU: u16 = 1500;
 pub const DEFAULT_DAMPING_MAX_MOVES: u32 = 4;
 /// Default VIP flap damping window.
 pub const DEFAULT_DAMPING_WINDOW: Duration = Duration::from_secs(10);
+/// Default directory of the VIP state file.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/vswitch";
 
 /// A validated switch configuration with every default applied.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +67,9 @@ pub struct SwitchSettings {
     pub mtu: u16,
     /// Default VIP flap damping (`damping_max_moves`, `damping_window_secs`).
     pub damping: Damping,
+    /// Where the VIP state file lives (`state_dir`): owners, epochs, pending claims and
+    /// history survive a restart of the switch (see `vswitch::state`).
+    pub state_dir: PathBuf,
 }
 
 impl Default for SwitchSettings {
@@ -78,6 +83,7 @@ impl Default for SwitchSettings {
                 max_moves: DEFAULT_DAMPING_MAX_MOVES,
                 window: DEFAULT_DAMPING_WINDOW,
             },
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
         }
     }
 }

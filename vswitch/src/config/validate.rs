@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use vip_table::{parse_ip_or_cidr, Damping, IpNet, MacAddr, VipMode};
@@ -15,7 +16,7 @@ use super::raw::{RawConfig, RawPort, RawSwitch, RawVip};
 use super::{
     AddressPair, Config, ConfigError, FieldError, PortBinding, PortConfig, SwitchSettings,
     VipConfig, DEFAULT_DAMPING_MAX_MOVES, DEFAULT_DAMPING_WINDOW, DEFAULT_FDB_PORT_LIMIT,
-    DEFAULT_FDB_SIZE, DEFAULT_MAC_AGING, DEFAULT_MTU,
+    DEFAULT_FDB_SIZE, DEFAULT_MAC_AGING, DEFAULT_MTU, DEFAULT_STATE_DIR,
 };
 
 /// Longest accepted port / VIP name.
@@ -229,6 +230,13 @@ impl Validator {
                 );
                 None
             }
+            Ok(m) if m == crate::discovery::SWITCH_MAC => {
+                self.err(
+                    field,
+                    format!("{m} is the switch's own MAC (it asks VMs who holds a VIP from it); {what} must be another one"),
+                );
+                None
+            }
             Ok(m) => Some(m),
         }
     }
@@ -296,12 +304,24 @@ impl Validator {
                 window: DEFAULT_DAMPING_WINDOW,
             },
         );
+        let state_dir = match raw.state_dir.as_deref() {
+            None => PathBuf::from(DEFAULT_STATE_DIR),
+            Some(d) if d.is_empty() || !Path::new(d).is_absolute() => {
+                self.err(
+                    "switch.state_dir",
+                    format!("{d:?} is not an absolute path; the VIP state file lives there"),
+                );
+                PathBuf::from(DEFAULT_STATE_DIR)
+            }
+            Some(d) => PathBuf::from(d),
+        };
         SwitchSettings {
             mac_aging,
             fdb_size,
             fdb_port_limit,
             mtu,
             damping,
+            state_dir,
         }
     }
 
