@@ -327,6 +327,9 @@ write_config() {
 # $ME: the switch for the by-hand guest demo. Ports bind to the host side of the guests'
 # taps (netdev =): QEMU (or vm.py, libvirt style) owns the taps; the switch attaches when
 # they appear and re-attaches within a second after a guest is re-booted.
+
+[switch]
+state_dir = "$DIR/state"   # the demo's own VIP state file, not the host's /var/lib/vswitch
 EOF
     local n
     for n in "${NAMES[@]}"; do

@@ -201,7 +201,16 @@ pub fn run(keep: bool) -> Result<(), String> {
         stop,
     };
     let cfg = d.dir.join("demo.toml");
-    std::fs::write(&cfg, DEMO_CONFIG).map_err(|e| e.to_string())?;
+    // the demo keeps its VIP state file in its own directory, not the host's
+    let text = DEMO_CONFIG.replacen(
+        "[switch]\n",
+        &format!(
+            "[switch]\nstate_dir = \"{}\"\n",
+            d.dir.join("state").display()
+        ),
+        1,
+    );
+    std::fs::write(&cfg, text).map_err(|e| e.to_string())?;
 
     println!("== Starting the switch with the built-in configs/demo.toml");
     println!("   three ports vm1..vm3 on taps vs-demo1..3, VIP {VIP} (candidates vm1, vm2)");

@@ -1213,6 +1213,11 @@ impl Lab {
     pub fn render_config(&self) -> String {
         let st = self.st();
         let mut s = format!("# written by the live-test harness, lab {}\n", self.tag);
+        // the lab's own VIP state file, never the host's /var/lib/vswitch
+        s.push_str(&format!(
+            "[switch]\nstate_dir = \"{}\"\n",
+            self.state_dir().display()
+        ));
         for v in &st.vms {
             s.push_str(&format!(
                 "\n[[port]]\nname = \"{}\"\n{} = \"{}\"\nmac = \"{}\"\n",
@@ -1446,6 +1451,20 @@ impl Lab {
         let st = self.st();
         if let Some(c) = st.switch.as_ref() {
             signal(c.id(), libc::SIGHUP);
+        }
+    }
+
+    /// The switch's state directory (the VIP state file lives there).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// Kills the switch with SIGKILL (a crash: no clean shutdown) and reaps it.
+    pub fn kill_switch(&self) {
+        let child = self.st().switch.take();
+        if let Some(mut c) = child {
+            signal(c.id(), libc::SIGKILL);
+            let _ = wait_child(&mut c, Duration::from_secs(3));
         }
     }
 
