@@ -32,6 +32,7 @@ pub(super) struct RawSwitch {
     pub mtu: Option<i64>,
     pub damping_max_moves: Option<i64>,
     pub damping_window_secs: Option<f64>,
+    pub ctl_group: Option<String>,
 }
 
 /// `[[port]]`.
