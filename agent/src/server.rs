@@ -489,11 +489,10 @@ pub fn metrics_listen_addr(arg: &str) -> Result<String, String> {
             .map_err(|_| format!("{arg:?} is not a port number (0-65535)"))?;
         return Ok(format!("127.0.0.1:{port}"));
     }
-    if arg.starts_with(':') {
+    if let Some(port) = arg.strip_prefix(':') {
         return Err(format!(
-            "{arg:?}: give a port alone for loopback ({}) or an address with it \
-             (0.0.0.0{arg} to listen on every interface)",
-            &arg[1..]
+            "{arg:?}: give a port alone for loopback ({port}) or an address with it \
+             (0.0.0.0{arg} to listen on every interface)"
         ));
     }
     Ok(arg.to_string())
