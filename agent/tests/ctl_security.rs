@@ -74,12 +74,24 @@ fn lab(name: &str, net: u8, group: &str) -> Lab {
     lab
 }
 
-/// A copy of the switch binary that nobody can execute (the build tree may be private).
-fn nobody_binary(lab: &Lab) -> PathBuf {
-    let p = lab.dir.join("vswitch");
-    fs::copy(VSWITCH, &p).expect("copy the binary");
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).expect("chmod the binary");
-    p
+/// A copy of the switch binary that nobody can execute (the build tree may be private);
+/// removed on drop, also when the test fails (the lab keeps its directory then).
+struct NobodyBinary(PathBuf);
+
+impl NobodyBinary {
+    fn new(lab: &Lab) -> NobodyBinary {
+        let p = lab.dir.join("vswitch");
+        fs::copy(VSWITCH, &p).expect("copy the binary");
+        let b = NobodyBinary(p);
+        fs::set_permissions(&b.0, fs::Permissions::from_mode(0o755)).expect("chmod the binary");
+        b
+    }
+}
+
+impl Drop for NobodyBinary {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 /// `vswitch ctl --json ARGS` as uid nobody, with `ids` the setpriv group options.
@@ -115,7 +127,8 @@ fn socket_permissions_and_peer_checks() {
     }
     let (gname, gid) = test_group();
     let lab = lab("ctlp", 245, &gname);
-    let bin = nobody_binary(&lab);
+    let bin_copy = NobodyBinary::new(&lab);
+    let bin = bin_copy.0.as_path();
     lab.with_umask(0o000);
     lab.start_switch();
 
@@ -141,22 +154,22 @@ fn socket_permissions_and_peer_checks() {
 
     // nobody outside the group cannot even connect; nothing changes
     assert!(admin_up(&lab, "p1"));
-    let o = ctl_as(&bin, &lab, &nogroups, &["port", "down", "p1"]);
+    let o = ctl_as(bin, &lab, &nogroups, &["port", "down", "p1"]);
     assert!(!o.ok(), "nobody may not connect:\n{o}");
     assert!(o.stderr.contains("ermission denied"), "{o}");
-    let o = ctl_as(&bin, &lab, &nogroups, &["show", "vips"]);
+    let o = ctl_as(bin, &lab, &nogroups, &["show", "vips"]);
     assert!(!o.ok(), "{o}");
     assert!(admin_up(&lab, "p1"), "a refused port down took effect");
 
     // a member (supplementary group) may read and change
-    let o = ctl_as(&bin, &lab, &member, &["show", "vips"]);
+    let o = ctl_as(bin, &lab, &member, &["show", "vips"]);
     assert!(o.ok(), "member: show vips\n{o}\n{}", lab.log_tail(10));
     assert!(o.stdout.contains("\"web\""), "{o}");
-    let o = ctl_as(&bin, &lab, &member, &["port", "down", "p1"]);
+    let o = ctl_as(bin, &lab, &member, &["port", "down", "p1"]);
     assert!(o.ok(), "member: port down\n{o}\n{}", lab.log_tail(10));
     assert!(!admin_up(&lab, "p1"), "member's port down had no effect");
     // a member by primary group too
-    let o = ctl_as(&bin, &lab, &primary, &["port", "up", "p1"]);
+    let o = ctl_as(bin, &lab, &primary, &["port", "up", "p1"]);
     assert!(
         o.ok(),
         "primary-group member: port up\n{o}\n{}",
@@ -168,10 +181,10 @@ fn socket_permissions_and_peer_checks() {
     // but the SO_PEERCRED check still refuses every command that changes something.
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).expect("chmod dir");
     fs::set_permissions(&lab.socket, fs::Permissions::from_mode(0o666)).expect("chmod sock");
-    let o = ctl_as(&bin, &lab, &nogroups, &["show", "vips"]);
+    let o = ctl_as(bin, &lab, &nogroups, &["show", "vips"]);
     assert!(o.ok(), "anyone who can connect may read:\n{o}");
     assert!(o.stdout.contains("\"web\""), "{o}");
-    let o = ctl_as(&bin, &lab, &nogroups, &["show", "ports"]);
+    let o = ctl_as(bin, &lab, &nogroups, &["show", "ports"]);
     assert!(o.ok(), "{o}");
     for args in [
         &["port", "down", "p1"][..],
@@ -179,7 +192,7 @@ fn socket_permissions_and_peer_checks() {
         &["vip", "release", "web", "p1"],
         &["reload"],
     ] {
-        let o = ctl_as(&bin, &lab, &nogroups, args);
+        let o = ctl_as(bin, &lab, &nogroups, args);
         assert!(!o.ok(), "{args:?} by nobody succeeded:\n{o}");
         assert!(o.stderr.contains("permission denied"), "{o}");
         assert!(
