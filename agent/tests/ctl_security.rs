@@ -389,3 +389,35 @@ fn metrics_on_loopback_by_default_and_garbage_is_400() {
     assert!(resp.starts_with("HTTP/1.1 408 "), "{resp:?}");
     lab.finish();
 }
+
+/// `check-config` (no root needed): an unknown `ctl_group` is an error naming the field;
+/// a known one is shown by the explanation.
+#[test]
+fn check_config_validates_and_explains_ctl_group() {
+    let dir = std::env::temp_dir().join(format!("vswitch-ctlgrp-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("mkdir");
+    let bad = dir.join("bad.toml");
+    let good = dir.join("good.toml");
+    fs::write(&bad, "[switch]\nctl_group = \"vswitch-no-such-group-x9\"\n").expect("write");
+    fs::write(&good, "[switch]\nctl_group = \"root\"\n").expect("write");
+    let b = run_argv(
+        &[VSWITCH, "check-config", &bad.to_string_lossy()],
+        CMD_TIMEOUT,
+    );
+    let g = run_argv(
+        &[VSWITCH, "check-config", &good.to_string_lossy()],
+        CMD_TIMEOUT,
+    );
+    let _ = fs::remove_dir_all(&dir);
+    assert!(!b.ok(), "{b}");
+    assert!(
+        b.stderr
+            .contains("switch.ctl_group: no group named \"vswitch-no-such-group-x9\""),
+        "{b}"
+    );
+    assert!(g.ok(), "{g}");
+    assert!(
+        g.stdout.contains("control socket group root (gid 0)"),
+        "{g}"
+    );
+}
