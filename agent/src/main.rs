@@ -146,6 +146,10 @@ fn init_logs(format: LogFormat) {
 
 fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String> {
     let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    let metrics = metrics
+        .map(server::metrics_listen_addr)
+        .transpose()
+        .map_err(|e| format!("--metrics {e}"))?;
     tracing::info!(config = %config.display(), ports = cfg.ports.len(), vips = cfg.vips.len(), "starting");
     // The control group is taken at start; a reload does not change the socket's access.
     let cfg_group = cfg.switch.ctl_group.clone();
@@ -180,16 +184,7 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
         return Err(format!("control socket {}: {e}", socket.display()));
     }
     tracing::info!(socket = %socket.display(), group = %label, "control socket ready (mode 0660)");
-    if let Some(addr) = metrics {
-        let addr = match server::metrics_listen_addr(addr) {
-            Ok(a) => a,
-            Err(e) => {
-                ctl_stop.store(true, Ordering::Relaxed);
-                daemon.shutdown();
-                return Err(format!("--metrics {e}"));
-            }
-        };
-        let addr = addr.as_str();
+    if let Some(addr) = metrics.as_deref() {
         match server::serve_metrics(addr, daemon.control(), ctl_stop.clone()) {
             Ok(a) => tracing::info!(addr = %a, "metrics at http://{a}/metrics"),
             Err(e) => {
