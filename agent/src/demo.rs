@@ -193,6 +193,13 @@ pub fn run(keep: bool) -> Result<(), String> {
     let pid = std::process::id();
     let dir = std::env::temp_dir().join(format!("vswitch-demo-{pid}"));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // The control socket may not live in a world-writable directory (umask 000 would
+    // make this one so): set the mode explicitly.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let mut d = Demo {
         socket: dir.join("ctl.sock"),
         dir,

@@ -1,7 +1,9 @@
 //! `vswitch`: the daemon (`run`), the configuration checker (`check-config`), the operator
 //! CLI (`ctl`) and the built-in demo (`demo`).
 
+mod ctl_socket;
 mod demo;
+mod peer;
 mod render;
 mod server;
 
@@ -45,8 +47,10 @@ enum Cmd {
         /// Control socket path.
         #[arg(long, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
-        /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9420).
-        #[arg(long)]
+        /// Serve Prometheus metrics: `--metrics` alone is 127.0.0.1:9420, a bare port
+        /// (`--metrics 9420`) listens on 127.0.0.1, an address is used as given
+        /// (`--metrics 0.0.0.0:9420` for every interface).
+        #[arg(long, value_name = "[ADDR:]PORT", num_args = 0..=1, default_missing_value = "")]
         metrics: Option<String>,
         /// Log format on stderr.
         #[arg(long, value_enum, default_value = "text")]
@@ -142,7 +146,13 @@ fn init_logs(format: LogFormat) {
 
 fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String> {
     let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    let metrics = metrics
+        .map(server::metrics_listen_addr)
+        .transpose()
+        .map_err(|e| format!("--metrics {e}"))?;
     tracing::info!(config = %config.display(), ports = cfg.ports.len(), vips = cfg.vips.len(), "starting");
+    // The control group is taken at start; a reload does not change the socket's access.
+    let cfg_group = cfg.switch.ctl_group.clone();
     let daemon = Daemon::start(
         cfg,
         DaemonOptions {
@@ -157,12 +167,24 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
     }
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reload).map_err(|e| e.to_string())?;
     let ctl_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Err(e) = server::serve_control(socket, daemon.control(), ctl_stop.clone()) {
+    let group = &cfg_group;
+    let access = server::CtlAccess {
+        gid: group.gid,
+        label: match &group.name {
+            Some(n) => format!("{n} (gid {})", group.gid),
+            None => match vswitch::config::group_name(group.gid) {
+                Some(n) => format!("{n} (gid {})", group.gid),
+                None => format!("gid {}", group.gid),
+            },
+        },
+    };
+    let label = access.label.clone();
+    if let Err(e) = server::serve_control(socket, daemon.control(), ctl_stop.clone(), access) {
         daemon.shutdown();
         return Err(format!("control socket {}: {e}", socket.display()));
     }
-    tracing::info!(socket = %socket.display(), "control socket ready");
-    if let Some(addr) = metrics {
+    tracing::info!(socket = %socket.display(), group = %label, "control socket ready (mode 0660)");
+    if let Some(addr) = metrics.as_deref() {
         match server::serve_metrics(addr, daemon.control(), ctl_stop.clone()) {
             Ok(a) => tracing::info!(addr = %a, "metrics at http://{a}/metrics"),
             Err(e) => {

@@ -136,6 +136,25 @@ pub enum Command {
     Metrics,
 }
 
+impl Command {
+    /// Whether the command changes the switch (ports, VIPs, configuration). The control
+    /// socket lets only root and `switch.ctl_group` members run these. The match lists
+    /// every variant on purpose: a new command does not compile until it is classified.
+    pub fn mutates(&self) -> bool {
+        match self {
+            Command::ShowPorts
+            | Command::ShowFdb
+            | Command::ShowVips
+            | Command::ShowStats
+            | Command::Metrics => false,
+            Command::VipMove { .. }
+            | Command::VipRelease { .. }
+            | Command::PortAdmin { .. }
+            | Command::Reload => true,
+        }
+    }
+}
+
 /// The answer to a command: JSON data, or an error message for the operator.
 pub type Reply = Result<Value, String>;
 

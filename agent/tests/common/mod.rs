@@ -1079,6 +1079,10 @@ struct Inner {
     vms: Vec<Arc<Vm>>,
     extra_config: String,
     metrics: bool,
+    /// `--metrics` value instead of 127.0.0.1:0 (with `metrics`).
+    metrics_arg: Option<String>,
+    /// Start the switch under this umask (through `sh -c 'umask …; exec …'`).
+    umask: Option<u32>,
 }
 
 /// One test's world: a switch process, VMs, captures, background processes. Everything is
@@ -1139,6 +1143,21 @@ impl Lab {
     /// Serve metrics on 127.0.0.1:<random> (call before [`Lab::start`]).
     pub fn with_metrics(&self) -> &Self {
         self.st().metrics = true;
+        self
+    }
+
+    /// Serve metrics with `--metrics ARG` (call before [`Lab::start`]).
+    pub fn with_metrics_arg(&self, arg: &str) -> &Self {
+        let mut st = self.st();
+        st.metrics = true;
+        st.metrics_arg = Some(arg.to_string());
+        drop(st);
+        self
+    }
+
+    /// Start the switch under `umask MASK` (call before [`Lab::start_switch`]).
+    pub fn with_umask(&self, mask: u32) -> &Self {
+        self.st().umask = Some(mask);
         self
     }
 
@@ -1358,14 +1377,32 @@ impl Lab {
     pub fn start_switch(&self) {
         let log = fs::File::create(&self.log_path).expect("create switch log");
         let log2 = log.try_clone().expect("dup log fd");
-        let mut cmd = Command::new(VSWITCH);
+        let (umask, metrics) = {
+            let st = self.st();
+            let m = st.metrics.then(|| {
+                st.metrics_arg
+                    .clone()
+                    .unwrap_or_else(|| "127.0.0.1:0".into())
+            });
+            (st.umask, m)
+        };
+        // With a umask: `sh -c 'umask M; exec "$0" "$@"' vswitch run …` (the shell execs
+        // the switch in place, so the child's PID is the switch's).
+        let mut cmd = match umask {
+            Some(m) => {
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("umask {m:03o}; exec \"$0\" \"$@\""), VSWITCH]);
+                c
+            }
+            None => Command::new(VSWITCH),
+        };
         cmd.arg("run")
             .arg("--config")
             .arg(&self.config_path)
             .arg("--socket")
             .arg(&self.socket);
-        if self.st().metrics {
-            cmd.args(["--metrics", "127.0.0.1:0"]);
+        if let Some(m) = metrics {
+            cmd.args(["--metrics", &m]);
         }
         let child = cmd
             .stdin(Stdio::null())

@@ -65,6 +65,15 @@ pub(super) fn explain(c: &Config) -> String {
         "  default vip flap damping: {}",
         damping_text(sw.damping.max_moves, sw.damping.window)
     );
+    let group = match &sw.ctl_group.name {
+        Some(name) => format!("{name} (gid {})", sw.ctl_group.gid),
+        None => format!("gid {} (default)", sw.ctl_group.gid),
+    };
+    let _ = writeln!(
+        s_,
+        "  control socket group {group}: socket mode 0660; root and members of the group may \
+         change the switch, anyone else who can connect may only read"
+    );
 
     let _ = writeln!(s_, "ports ({}):", c.ports.len());
     for p in &c.ports {

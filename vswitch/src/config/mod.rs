@@ -25,8 +25,11 @@ use std::time::Duration;
 use vip_table::{Damping, IpNet, MacAddr, VipMode};
 
 mod explain;
+mod group;
 mod raw;
 mod validate;
+
+pub use group::{group_name, lookup_group};
 
 /// Default MAC aging time of learned FDB entries.
 pub const DEFAULT_MAC_AGING: Duration = Duration::from_secs(300);
@@ -70,6 +73,18 @@ pub struct SwitchSettings {
     /// Where the VIP state file lives (`state_dir`): owners, epochs, pending claims and
     /// history survive a restart of the switch (see `vswitch::state`).
     pub state_dir: PathBuf,
+    /// The group of the control socket (`ctl_group`): its members (and root) may run
+    /// commands that change the switch.
+    pub ctl_group: CtlGroup,
+}
+
+/// The control socket's group (`switch.ctl_group`), resolved when the file is validated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CtlGroup {
+    /// The group name from the file; `None`: not set (the default, gid 0).
+    pub name: Option<String>,
+    /// The group's gid on this host.
+    pub gid: u32,
 }
 
 impl Default for SwitchSettings {
@@ -84,6 +99,7 @@ impl Default for SwitchSettings {
                 window: DEFAULT_DAMPING_WINDOW,
             },
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            ctl_group: CtlGroup::default(),
         }
     }
 }
@@ -358,6 +374,22 @@ mod tests {
         assert_eq!(c.switch, SwitchSettings::default());
         assert!(c.ports.is_empty());
         assert!(c.vips.is_empty());
+    }
+
+    #[test]
+    fn explain_shows_the_control_group() {
+        let c = Config::from_toml_str("").unwrap();
+        assert!(
+            c.explain().contains("control socket group gid 0 (default)"),
+            "{}",
+            c.explain()
+        );
+        let c = Config::from_toml_str("[switch]\nctl_group = \"root\"\n").unwrap();
+        assert!(
+            c.explain().contains("control socket group root (gid 0)"),
+            "{}",
+            c.explain()
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub(super) struct RawSwitch {
     pub damping_max_moves: Option<i64>,
     pub damping_window_secs: Option<f64>,
     pub state_dir: Option<String>,
+    pub ctl_group: Option<String>,
 }
 
 /// `[[port]]`.

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use vip_table::{parse_ip_or_cidr, Damping, IpNet, MacAddr, VipMode};
 
+use super::group::{group_name_problem, lookup_group};
 use super::raw::{RawConfig, RawPort, RawSwitch, RawVip};
 use super::{
-    AddressPair, Config, ConfigError, FieldError, PortBinding, PortConfig, SwitchSettings,
-    VipConfig, DEFAULT_DAMPING_MAX_MOVES, DEFAULT_DAMPING_WINDOW, DEFAULT_FDB_PORT_LIMIT,
-    DEFAULT_FDB_SIZE, DEFAULT_MAC_AGING, DEFAULT_MTU, DEFAULT_STATE_DIR,
+    AddressPair, Config, ConfigError, CtlGroup, FieldError, PortBinding, PortConfig,
+    SwitchSettings, VipConfig, DEFAULT_DAMPING_MAX_MOVES, DEFAULT_DAMPING_WINDOW,
+    DEFAULT_FDB_PORT_LIMIT, DEFAULT_FDB_SIZE, DEFAULT_MAC_AGING, DEFAULT_MTU, DEFAULT_STATE_DIR,
 };
 
 /// Longest accepted port / VIP name.
@@ -315,6 +316,11 @@ impl Validator {
             }
             Some(d) => PathBuf::from(d),
         };
+        let ctl_group = raw
+            .ctl_group
+            .as_deref()
+            .and_then(|name| self.ctl_group(name))
+            .unwrap_or_default();
         SwitchSettings {
             mac_aging,
             fdb_size,
@@ -322,6 +328,39 @@ impl Validator {
             mtu,
             damping,
             state_dir,
+            ctl_group,
+        }
+    }
+
+    /// `switch.ctl_group`: a group that exists on this host.
+    fn ctl_group(&mut self, name: &str) -> Option<CtlGroup> {
+        const FIELD: &str = "switch.ctl_group";
+        if let Some(why) = group_name_problem(name) {
+            self.err(FIELD, why);
+            return None;
+        }
+        match lookup_group(name) {
+            Ok(Some(gid)) => Some(CtlGroup {
+                name: Some(name.to_string()),
+                gid,
+            }),
+            Ok(None) => {
+                self.err(
+                    FIELD,
+                    format!(
+                        "no group named {name:?} on this host (`getent group {name}` finds \
+                         nothing); create it (groupadd) or name an existing group"
+                    ),
+                );
+                None
+            }
+            Err(e) => {
+                self.err(
+                    FIELD,
+                    format!("cannot look up group {name:?} in the group database: {e}"),
+                );
+                None
+            }
         }
     }
 
@@ -809,6 +848,45 @@ impl Validator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ctl_group_unknown_is_an_error_naming_the_field() {
+        let e = Config::from_toml_str("[switch]\nctl_group = \"vswitch-no-such-group-x9\"\n")
+            .unwrap_err();
+        let f = e.field_errors();
+        assert_eq!(f.len(), 1, "{e}");
+        assert_eq!(f[0].field, "switch.ctl_group");
+        assert!(f[0].reason.contains("no group named"), "{e}");
+        assert!(f[0].reason.contains("vswitch-no-such-group-x9"), "{e}");
+    }
+
+    #[test]
+    fn ctl_group_bad_name_is_an_error() {
+        for bad in ["", "a b", "a:b"] {
+            let text = format!("[switch]\nctl_group = {bad:?}\n");
+            let e = Config::from_toml_str(&text).unwrap_err();
+            assert_eq!(
+                e.field_errors()[0].field,
+                "switch.ctl_group",
+                "{bad:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn ctl_group_resolves_and_defaults_to_gid_0() {
+        let c = Config::from_toml_str("[switch]\nctl_group = \"root\"\n").unwrap();
+        assert_eq!(
+            c.switch.ctl_group,
+            CtlGroup {
+                name: Some("root".into()),
+                gid: 0
+            }
+        );
+        let c = Config::from_toml_str("[switch]\nmtu = 1500\n").unwrap();
+        assert_eq!(c.switch.ctl_group, CtlGroup::default());
+        assert_eq!(c.switch.ctl_group.gid, 0);
+    }
 
     #[test]
     fn names() {
