@@ -54,6 +54,16 @@ fn wait_ka(p: &Proc<'_>, state: &str) {
     );
 }
 
+/// Seconds of the day of a switch log line (`2026-12-02T06:24:37.476962Z ...`).
+fn log_secs(line: &str) -> Option<f64> {
+    let t = line.split('T').nth(1)?.split('Z').next()?;
+    let mut it = t.split(':');
+    let h: f64 = it.next()?.parse().ok()?;
+    let m: f64 = it.next()?.parse().ok()?;
+    let s: f64 = it.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
 fn holds(vm: &Vm, addr: IpAddr) -> bool {
     vm.run("ip -o addr show")
         .stdout
@@ -277,6 +287,14 @@ fn restart_after_failover_while_down_netdev() {
         r.last_answerer().is_some_and(|(w, _)| w == "vm2") && r.lost_at_end() == 0,
         "{r}"
     );
+    let log = lab.log();
+    let at = |needle: &str| log.lines().find(|l| l.contains(needle)).and_then(log_secs);
+    if let (Some(a), Some(b)) = (at("control socket ready"), at("reason discovery")) {
+        println!(
+            "  switch log: the discovery move came {:.1} ms after the control socket was ready",
+            (b - a) * 1000.0
+        );
+    }
     drop(p);
     lab.finish();
 }
