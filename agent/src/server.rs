@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use vswitch::datapath::{Command, ControlHandle};
+use vswitch::request::MAX_REQUEST_LEN;
 
 /// Serve the control socket until `stop` is set.
 pub fn serve_control(
@@ -62,17 +63,18 @@ pub fn serve_control(
 
 fn handle_ctl(s: UnixStream, ctl: &ControlHandle) {
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut line = String::new();
-    let mut r = BufReader::new(&s);
-    if r.read_line(&mut line).is_err() {
+    let mut line = Vec::new();
+    // One byte more than a request may have, so an over-long line is refused, not cut.
+    let mut r = BufReader::new(&s).take(MAX_REQUEST_LEN as u64 + 1);
+    if r.read_until(b'\n', &mut line).is_err() {
         return;
     }
-    let answer = match serde_json::from_str::<Command>(line.trim()) {
+    let answer = match Command::parse_request(&line) {
         Ok(cmd) => match ctl.call(cmd) {
             Ok(v) => json!({ "ok": v }),
             Err(e) => json!({ "error": e }),
         },
-        Err(e) => json!({ "error": format!("bad request: {e}") }),
+        Err(e) => json!({ "error": e }),
     };
     let mut w = &s;
     let _ = writeln!(w, "{answer}");
