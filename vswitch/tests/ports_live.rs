@@ -5,8 +5,9 @@
 //! two ports on a thread, and moves real traffic between the namespaces: ICMP echo and a
 //! TCP transfer of several MB in both directions with the kernel's default offloads on
 //! (checksum offload and TSO), so partial-checksum and GSO frames cross the switch.
-//! Traffic stays inside those namespaces. A guard deletes namespaces and links and kills
-//! child processes by pid, also when a test fails.
+//! Traffic stays inside those namespaces. A guard deletes namespaces, links and the
+//! persistent taps a test made (`TapPort::delete`, wherever they are) and kills child
+//! processes by pid, also when a test fails.
 //!
 //! Needs root (CAP_NET_ADMIN, `/dev/net/tun`), `ip` and `python3`. Without root every test
 //! prints "skipped: needs root" and passes. `ping` is used when installed; otherwise an
