@@ -1,17 +1,61 @@
 #!/bin/sh
-# Rebuild the seed corpus of the `parse_process` fuzz target: one file per captured frame,
+# Rebuild the seed corpora of the fuzz targets (fuzz/corpus-seed/<target>/).
+#
+# parse_process: one file per captured frame,
 # from the scenario fixtures (tests/scenarios/*/*.pcap) and the real keepalived captures
 # (/work/shared/captures/*.pcap). Files are named by the SHA-1 of their content (as
 # libFuzzer names corpus entries), so identical frames collapse into one file. Frames are
 # deduplicated, then at most MAX_SEEDS (default 256) are kept, taken round-robin over the
 # input files so that every capture contributes, to keep the committed corpus small.
 #
-# Usage: fuzz/seed-corpus.sh [pcap ...]   (run from anywhere; defaults to the sets above)
+# parse_config: every example configuration (configs/*.toml), one file each.
+# control_request: one request line per control-socket command shape, plus a few near
+# misses (unknown command, missing field, wrong type), as `vswitch ctl` would write them.
+#
+# Usage: fuzz/seed-corpus.sh [pcap ...]   (run from anywhere; the pcaps default to the sets
+# above)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 out="$here/corpus-seed/parse_process"
 mkdir -p "$out"
+
+# Writes stdin to $1/<sha1 of the content>.
+put() {
+    tmp=$(mktemp)
+    cat > "$tmp"
+    mv "$tmp" "$1/$(sha1sum "$tmp" | cut -d' ' -f1)"
+}
+
+cfg_out="$here/corpus-seed/parse_config"
+rm -rf "$cfg_out" && mkdir -p "$cfg_out"
+for f in "$root"/configs/*.toml; do
+    put "$cfg_out" < "$f"
+done
+echo "$(ls "$cfg_out" | wc -l) configurations written to $cfg_out"
+
+req_out="$here/corpus-seed/control_request"
+rm -rf "$req_out" && mkdir -p "$req_out"
+while IFS= read -r line; do
+    printf '%s\n' "$line" | put "$req_out"
+done <<'JSON'
+{"cmd":"show-ports"}
+{"cmd":"show-fdb"}
+{"cmd":"show-vips"}
+{"cmd":"show-stats"}
+{"cmd":"vip-move","vip":"web","port":"web2"}
+{"cmd":"vip-release","vip":"web","port":"web1"}
+{"cmd":"port-admin","port":"web1","up":true}
+{"cmd":"port-admin","port":"web1","up":false}
+{"cmd":"reload"}
+{"cmd":"metrics"}
+{"cmd":"vip-move","vip":"w\u00e9b","port":"p\"1"}
+{"cmd":"nope"}
+{"cmd":"vip-move","vip":"web"}
+{"cmd":"port-admin","port":"web1","up":"yes"}
+{"port":"web1","cmd":"port-admin","up":true,"extra":[1,2.5e3,null]}
+JSON
+echo "$(ls "$req_out" | wc -l) requests written to $req_out"
 if [ "$#" -eq 0 ]; then
     set -- "$root"/tests/scenarios/*/*.pcap /work/shared/captures/*.pcap
 fi

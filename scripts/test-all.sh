@@ -33,4 +33,11 @@ if [ -s "$results" ]; then
     echo "== real-guest measurements ($results)"
     cat "$results"
 fi
+
+# Fuzzing: each cargo-fuzz target for about a minute when a nightly toolchain and cargo-fuzz
+# are installed (scripts/fuzz.sh says why it skips otherwise); a crash fails the run.
+echo "== fuzz"
+fuzz_rc=0
+bash scripts/fuzz.sh || fuzz_rc=1
+[ "$rc" -eq 0 ] && rc=$fuzz_rc
 exit "$rc"

@@ -6,7 +6,9 @@
 //! spoof and an IP spoof being dropped (with the counters that say so); the VIP moving when
 //! the standby sends a gratuitous ARP, while the client's ARP entry for the VIP is pinned to
 //! the old owner's MAC; a hijack attempt by a non-candidate being refused. Everything it
-//! created is removed at the end, also on Ctrl-C or failure (a guard does it on drop).
+//! created is removed at the end, also on Ctrl-C or failure (a guard does it on drop): the
+//! switch's taps are persistent (they outlive the switch), so the guard deletes them after
+//! stopping it, as `vswitch cleanup` would.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -48,7 +50,19 @@ impl Drop for Demo {
             }
             let _ = c.kill();
             let _ = c.wait();
-            println!("   switch stopped (its taps are gone with it)");
+            println!("   switch stopped");
+        }
+        // The switch's taps outlive it (persistent); delete them wherever they are now.
+        let mut deleted = Vec::new();
+        for (_, tap, _, _) in VMS {
+            match vswitch::port::TapPort::delete(tap) {
+                Ok(true) => deleted.push(tap),
+                Ok(false) => {}
+                Err(e) => println!("   tap {tap}: {e}"),
+            }
+        }
+        if !deleted.is_empty() {
+            println!("   taps deleted: {}", deleted.join(", "));
         }
         for ns in &self.netns {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
@@ -182,7 +196,8 @@ pub fn run(keep: bool) -> Result<(), String> {
     for (_, tap, _, _) in VMS {
         if Path::new("/sys/class/net").join(tap).exists() {
             return Err(format!(
-                "interface {tap} already exists: is another demo running?"
+                "interface {tap} already exists: is another demo running? (if not, \
+                 `vswitch cleanup --config configs/demo.toml` deletes taps a killed demo left)"
             ));
         }
     }

@@ -1,7 +1,8 @@
 //! `vswitch`: the daemon (`run`), the configuration checker (`check-config`), the operator
-//! CLI (`ctl`) and the built-in demo (`demo`).
+//! CLI (`ctl`), the tap remover (`cleanup`) and the built-in demo (`demo`).
 
 mod ctl_socket;
+mod cleanup;
 mod demo;
 mod peer;
 mod render;
@@ -71,6 +72,17 @@ enum Cmd {
         json: bool,
         #[command(subcommand)]
         what: CtlCmd,
+    },
+    /// Delete the persistent taps of the config's `tap` ports (wherever they are now) and a
+    /// stale control socket. Refuses while a switch answers on the socket. Never touches
+    /// `netdev` interfaces.
+    Cleanup {
+        /// Configuration file (TOML) whose `tap` ports' taps to delete.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Control socket path of that switch.
+        #[arg(long, default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
     },
     /// Run the built-in demo: three VMs as network namespaces on taps (needs root).
     Demo {
@@ -273,6 +285,7 @@ fn main() -> ExitCode {
             Err(e) => Err(format!("{}: invalid\n{e}", file.display())),
         },
         Cmd::Ctl { socket, json, what } => ctl(&socket, json, what),
+        Cmd::Cleanup { config, socket } => cleanup::run(&config, &socket),
         Cmd::Demo { keep } => demo::run(keep),
     };
     match r {

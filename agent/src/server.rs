@@ -27,13 +27,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vswitch::datapath::{Command, ControlHandle};
+use vswitch::request::MAX_REQUEST_LEN;
 
 use crate::peer::Peer;
 
 /// Control connections served at once.
 pub const MAX_CTL_CONNECTIONS: usize = 32;
 /// Longest control request line (without its newline).
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+pub const MAX_REQUEST_BYTES: usize = MAX_REQUEST_LEN;
 /// A control client must have sent its whole request within this time.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// Time allowed for writing one answer.
@@ -384,9 +385,9 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
         }
         Err(_) => return,
     };
-    let text = String::from_utf8_lossy(&line);
-    let reply = match serde_json::from_str::<Command>(text.trim()) {
-        Err(e) => json!({ "error": format!("bad request: {e}") }),
+    // the same pure parser the `control_request` fuzz target runs
+    let reply = match Command::parse_request(&line) {
+        Err(e) => json!({ "error": e }),
         Ok(cmd) => {
             let name = cmd_name(&cmd);
             match &peer {

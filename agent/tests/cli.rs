@@ -1,5 +1,5 @@
 //! The CLI without a running switch (no root needed): `check-config` on good and bad files,
-//! and output to a reader that went away.
+//! `cleanup`'s socket handling, and output to a reader that went away.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -148,4 +148,51 @@ fn systemd_unit_verifies() {
         "systemd complains:\n{}",
         complaints.join("\n")
     );
+}
+
+/// `vswitch cleanup` refuses while something answers on the control socket, removes a
+/// stale one, and never touches `netdev` interfaces (so this needs no root).
+#[test]
+fn cleanup_refuses_a_live_socket_and_removes_a_stale_one() {
+    let dir = std::env::temp_dir().join(format!("vswitch-cli-cleanup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("sw.toml");
+    std::fs::write(
+        &cfg,
+        "[[port]]\nname = \"a\"\nnetdev = \"vsw-nodev0\"\nmac = \"02:00:00:00:00:01\"\n",
+    )
+    .unwrap();
+    let sock = dir.join("ctl.sock");
+    let cleanup = || {
+        bin()
+            .arg("cleanup")
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--socket")
+            .arg(&sock)
+            .output()
+            .unwrap()
+    };
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let o = cleanup();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(err.contains("a switch is running on"), "{err}");
+    assert!(sock.exists());
+    drop(listener); // the file stays with nobody behind it: a killed switch
+    let o = cleanup();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{o:?}");
+    assert!(out.contains("removed stale control socket"), "{out}");
+    assert!(out.contains("netdev vsw-nodev0 left alone"), "{out}");
+    assert!(!sock.exists());
+    std::fs::write(&cfg, "[[port]]\nname = 3\n").unwrap();
+    let o = cleanup();
+    assert!(!o.status.success(), "an invalid config: {o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("invalid"),
+        "{o:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -135,6 +135,13 @@ fn check(
             let r = wire::parse(reply.as_bytes());
             assert!(r.is_ok(), "own reply does not parse: {r:?}");
         }
+        Verdict::ToSwitch => {
+            assert!(
+                matches!(fx.vip, Some(vswitch::pipeline::VipSignal::ProbeAnswer { .. })),
+                "consumed by the switch without being a discovery answer: {:?}",
+                fx.vip
+            );
+        }
         Verdict::Drop(_) => {}
     }
     if fx.reply.is_some() {

@@ -357,7 +357,12 @@ fn open_binding(b: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortErro
                     errno: libc::ENODEV,
                 });
             }
-            Ok(Box::new(TapPort::open(name, &TapOptions::default())?))
+            // Persistent: a namespace on the tap keeps it across a restart of the switch.
+            let opts = TapOptions {
+                persist: true,
+                ..TapOptions::default()
+            };
+            Ok(Box::new(TapPort::open(name, &opts)?))
         }
         PortBinding::Netdev(name) => {
             Ok(Box::new(PacketPort::open(name, &PacketOptions::default())?))
@@ -697,6 +702,17 @@ impl ControlLoop {
         }
         let now = self.clock.now();
         let report = self.sw.reload(cfg, now).map_err(|e| e.to_string())?;
+        let new_bindings = self.sw.config().ports.iter().map(|p| &p.binding);
+        for tap in crate::config::removed_taps(old_bindings.values(), new_bindings) {
+            match TapPort::delete(&tap) {
+                Ok(found) => {
+                    tracing::info!(target: "vswitch::port", tap = %tap, found, "tap of a removed port deleted")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "vswitch::port", tap = %tap, error = %e, "cannot delete the tap of a removed port")
+                }
+            }
+        }
         let mut ob = Vec::new();
         for (pid, name, e) in &failed {
             tracing::warn!(port = %name, error = %e, "port device unavailable after reload");

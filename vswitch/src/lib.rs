@@ -11,6 +11,7 @@
 //! - [`control`]: the single-writer state machine (VIP claims, port state, reloads);
 //! - [`port`]: tap / AF_PACKET / in-memory port backends behind one batch trait;
 //! - [`datapath`]: threads that connect ports, pipeline and control;
+//! - [`request`]: the control-socket request parser (JSON line → [`datapath::Command`]);
 //! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`]: supporting pieces.
 #![warn(missing_docs)]
 
@@ -25,4 +26,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod port;
 pub mod state;
+pub mod request;
 pub mod wire;

@@ -5,8 +5,9 @@
 //! two ports on a thread, and moves real traffic between the namespaces: ICMP echo and a
 //! TCP transfer of several MB in both directions with the kernel's default offloads on
 //! (checksum offload and TSO), so partial-checksum and GSO frames cross the switch.
-//! Traffic stays inside those namespaces. A guard deletes namespaces and links and kills
-//! child processes by pid, also when a test fails.
+//! Traffic stays inside those namespaces. A guard deletes namespaces, links and the
+//! persistent taps a test made (`TapPort::delete`, wherever they are) and kills child
+//! processes by pid, also when a test fails.
 //!
 //! Needs root (CAP_NET_ADMIN, `/dev/net/tun`), `ip` and `python3`. Without root every test
 //! prints "skipped: needs root" and passes. `ping` is used when installed; otherwise an
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use vswitch::port::tap::tap_altname;
 use vswitch::port::{
     Batch, PacketOptions, PacketPort, Port, PortError, TapOptions, TapPort, VnetHdr,
 };
@@ -134,6 +136,8 @@ struct Env {
     letter: char,
     netns: Vec<String>,
     links: Vec<String>,
+    /// Persistent taps the test made (`TapOptions::persist`): deleted wherever they are.
+    taps: Vec<String>,
     children: Vec<Child>,
     stops: Vec<Arc<AtomicBool>>,
     tools: Tools,
@@ -148,6 +152,7 @@ impl Env {
             letter,
             netns: Vec::new(),
             links: Vec::new(),
+            taps: Vec::new(),
             children: Vec::new(),
             stops: Vec::new(),
             tools: tools(),
@@ -293,6 +298,11 @@ impl Drop for Env {
             // Child::kill signals exactly this pid; harmless if it already exited.
             let _ = child.kill();
             let _ = child.wait();
+        }
+        for tap in &self.taps {
+            if let Err(e) = TapPort::delete(tap) {
+                eprintln!("cleanup: tap {tap}: {e}");
+            }
         }
         for link in &self.links {
             ip_quiet(&["link", "del", link]);
@@ -806,6 +816,123 @@ fn tap_moved_down_and_deleted() {
     let r = port.recv_batch(&mut batch);
     eprintln!("recv after delete: {r:?}");
     assert!(matches!(r, Err(PortError::Gone { .. })), "{r:?}");
+}
+
+fn ip_out(args: &[&str]) -> (bool, String) {
+    let out = run(Command::new("ip").args(args));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+const PERSIST: TapOptions = TapOptions {
+    vnet_hdr: true,
+    offload_flags: vswitch::port::tap::DEFAULT_TUN_OFFLOADS,
+    bring_up: true,
+    multi_queue: false,
+    persist: true,
+};
+
+#[test]
+fn persistent_tap_outlives_its_port_and_is_found_again_renamed_in_its_namespace() {
+    // What the daemon's `tap` ports do: the tap stays (with the namespace's address on it)
+    // when the port closes, and the next open finds it in that namespace under its altname,
+    // renamed, and works; `delete` removes it once the port closes.
+    require_root!();
+    let mut env = Env::new('k');
+    let ns = env.add_netns('a');
+    let name = env.ifname('t', 'k');
+    env.taps.push(name.clone());
+    let port = TapPort::open(&name, &PERSIST).unwrap_or_else(|e| panic!("{e}"));
+    let (_, shown) = ip_out(&["-d", "link", "show", "dev", &name]);
+    assert!(
+        shown.contains(&format!("altname {}", tap_altname(&name))),
+        "{shown}"
+    );
+    ip(&["link", "set", &name, "netns", &ns]);
+    ip(&["-n", &ns, "link", "set", &name, "name", "eth0"]);
+    env.configure_vm_if(&ns, "eth0", "02:00:00:99:0b:01", "10.199.11.1/24");
+    drop(port);
+    let (ok, addr) = ip_out(&["-n", &ns, "-br", "addr", "show", "dev", "eth0"]);
+    assert!(ok && addr.contains("10.199.11.1/24"), "after close: {addr}");
+
+    let mut port = TapPort::open(&name, &PERSIST).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(port.name(), "eth0", "not the tap in the namespace");
+    assert!(
+        !std::path::Path::new("/sys/class/net").join(&name).exists(),
+        "a second tap was created in the root namespace"
+    );
+    assert!(port.offloads().vnet_hdr);
+    // The carrier came back with the attach; the kernel activates the link's queue only
+    // when its link watcher runs (up to a second later): until then the namespace's
+    // replies are dropped, so ask a few times.
+    let arp = arp_request([2, 0, 0, 0, 0, 1], [10, 199, 11, 9], [10, 199, 11, 1]);
+    let replied = (0..10).any(|_| {
+        port.send(&arp, &VnetHdr::default()).expect("send");
+        recv_until(&mut port, Duration::from_millis(300), |f| {
+            is_arp_reply_from(f, [10, 199, 11, 1])
+        })
+    });
+    assert!(replied, "no ARP reply through the re-attached tap");
+    let again = TapPort::open(&name, &PERSIST);
+    assert!(
+        matches!(&again, Err(PortError::Setup { source, .. }) if source.raw_os_error() == Some(libc::EBUSY)),
+        "a second open of a held tap: {again:?}"
+    );
+
+    // Deleting while the port holds it: persistence off, the device goes when it closes.
+    assert!(TapPort::delete(&name).unwrap_or_else(|e| panic!("{e}")));
+    assert!(ip_out(&["-n", &ns, "link", "show", "dev", "eth0"]).0);
+    drop(port);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while ip_out(&["-n", &ns, "link", "show", "dev", "eth0"]).0 {
+        assert!(Instant::now() < deadline, "the tap outlived its deletion");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!TapPort::delete(&name).unwrap_or_else(|e| panic!("{e}")));
+}
+
+#[test]
+fn delete_finds_persistent_taps_and_never_touches_other_devices() {
+    require_root!();
+    let mut env = Env::new('n');
+    let ns = env.add_netns('a');
+    let exists = |n: &str| std::path::Path::new("/sys/class/net").join(n).exists();
+
+    // Left in the root namespace by a port that closed.
+    let root_tap = env.ifname('t', 'r');
+    env.taps.push(root_tap.clone());
+    drop(TapPort::open(&root_tap, &PERSIST).unwrap_or_else(|e| panic!("{e}")));
+    assert!(exists(&root_tap), "a persistent tap vanished with its port");
+    assert!(TapPort::delete(&root_tap).unwrap_or_else(|e| panic!("{e}")));
+    assert!(!exists(&root_tap));
+
+    // Moved into a namespace (not renamed), nobody holds it.
+    let moved = env.ifname('t', 'm');
+    env.taps.push(moved.clone());
+    drop(TapPort::open(&moved, &PERSIST).unwrap_or_else(|e| panic!("{e}")));
+    ip(&["link", "set", &moved, "netns", &ns]);
+    assert!(TapPort::delete(&moved).unwrap_or_else(|e| panic!("{e}")));
+    assert!(!ip_out(&["-n", &ns, "link", "show", "dev", &moved]).0);
+
+    // A veth of that name is not a tap: refused, and it stays.
+    let veth = env.ifname('v', 'a');
+    env.links.push(veth.clone());
+    ip(&[
+        "link",
+        "add",
+        &veth,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &env.ifname('v', 'b'),
+    ]);
+    let r = TapPort::delete(&veth);
+    assert!(r.is_err(), "{r:?}");
+    assert!(exists(&veth), "delete removed a veth");
+    assert!(!TapPort::delete(&env.ifname('t', 'z')).unwrap_or_else(|e| panic!("{e}")));
 }
 
 #[test]

@@ -22,6 +22,10 @@
 //!   socket, stdout+stderr to a log file);
 //! - one network namespace per VM (`vsl-<tag>-<vm>`), and the links it made in the root
 //!   namespace (veth host ends, persistent taps) — deleted by name, and only those;
+//! - the switch's own taps, which are persistent (they outlive the switch): after stopping
+//!   it, teardown runs `vswitch cleanup` on the lab's config, which deletes them wherever
+//!   they are (renamed `eth0` in a VM namespace, or still in the root namespace); deleting a
+//!   namespace also deletes a tap inside it (it does not come back to the root namespace);
 //! - background processes (tcpdump, ping, python servers, keepalived, …) — killed by the
 //!   PID we got when we spawned them, together with their descendants; processes still
 //!   inside one of the lab's namespaces after that (daemons that detached) are killed too,
@@ -36,7 +40,9 @@
 //! Backends ([`Backend`]):
 //! - `Tap`: the switch creates the tap (`tap = "<tag><vm>"`); once it exists the lab moves it
 //!   into the VM namespace, renames it `eth0`, sets MAC/IPs and brings it up. The switch
-//!   keeps using its fd. (Until it is moved, the tap is up in the root namespace with a
+//!   keeps using its fd; the tap is persistent, so a switch restart (or crash) leaves it in
+//!   the VM with its addresses, and the restarted switch finds it there again by its
+//!   altname. (Until it is moved, the tap is up in the root namespace with a
 //!   random MAC, so the host's IPv6 autoconf frames reach the switch from it: expect one or
 //!   two `mac_spoof` drops per tap port at start, and `tx_error`s for frames the switch
 //!   sent while the moved tap was still down. Compare counters before/after, not to 0.)
@@ -1445,22 +1451,33 @@ impl Lab {
         }
     }
 
-    /// Restarts the switch on the current config file: stops it (its taps vanish with it,
-    /// as they would for VMs on a real host), starts it again, re-adopts the new taps into
-    /// their VMs and waits until every port is up. Netdev VMs keep their veths.
+    /// Restarts the switch on the current config file: stops it (SIGTERM; with `kill` a
+    /// SIGKILL, a crash), starts it again and waits until every port is up. Tap VMs keep
+    /// their taps (persistent, with their addresses; the new switch re-attaches them where
+    /// they are), netdev VMs their veths. The previous log is kept as `vswitch.log.1`.
     #[track_caller]
-    pub fn restart_switch(&self) {
-        self.stop_switch();
+    pub fn restart_switch(&self, kill: bool) {
+        if kill {
+            self.kill_switch();
+        } else {
+            self.stop_switch();
+        }
         let old_log = self.dir.join("vswitch.log.1");
         let _ = fs::rename(&self.log_path, &old_log);
         self.start_switch();
-        let vms = self.vms();
-        for vm in vms.iter().filter(|v| v.backend == Backend::Tap) {
-            self.adopt_tap(vm);
-        }
-        for vm in &vms {
+        for vm in &self.vms() {
             self.wait_port_up(&vm.name, Duration::from_secs(5));
         }
+    }
+
+    /// `vswitch cleanup --config <lab config> --socket <lab socket>` (raw output).
+    pub fn cleanup_out(&self) -> Out {
+        let config = self.config_path.to_string_lossy().into_owned();
+        let socket = self.socket.to_string_lossy().into_owned();
+        run_argv(
+            &[VSWITCH, "cleanup", "--config", &config, "--socket", &socket],
+            CMD_TIMEOUT,
+        )
     }
 
     /// Writes a file into the lab directory (e.g. a keepalived.conf) and returns its path.
@@ -1926,6 +1943,14 @@ impl Lab {
         if let Some(mut c) = switch {
             signal(c.id(), libc::SIGTERM);
             wait_child(&mut c, Duration::from_secs(3));
+        }
+        // The switch's taps are persistent: delete them wherever they are now (a stopped
+        // switch no longer answers on the socket, so cleanup does not refuse).
+        if self.config_path.exists() {
+            let o = self.cleanup_out();
+            if std::thread::panicking() || !o.ok() {
+                eprintln!("teardown: {o}");
+            }
         }
         for ns in namespaces.iter().rev() {
             // A process still inside one of our namespaces (a daemon that detached from

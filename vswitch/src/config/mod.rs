@@ -131,6 +131,26 @@ impl PortBinding {
     }
 }
 
+/// The taps of `old` bindings that no `new` binding uses any more (the port left the
+/// configuration, or its binding changed), in `old`'s order, each once: the persistent taps a
+/// reload deletes. An interface name still used by any new binding, `tap` or `netdev`, is
+/// kept; `netdev` interfaces are never in the list (they belong to QEMU/libvirt).
+pub fn removed_taps<'a>(
+    old: impl IntoIterator<Item = &'a PortBinding>,
+    new: impl IntoIterator<Item = &'a PortBinding>,
+) -> Vec<String> {
+    let still: std::collections::HashSet<&str> = new.into_iter().map(PortBinding::ifname).collect();
+    let mut out: Vec<String> = Vec::new();
+    for b in old {
+        if let PortBinding::Tap(name) = b {
+            if !still.contains(name.as_str()) && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+    }
+    out
+}
+
 impl fmt::Display for PortBinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.kind(), self.ifname())
@@ -352,6 +372,19 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removed_taps_are_old_taps_no_new_binding_uses() {
+        let t = |n: &str| PortBinding::Tap(n.to_string());
+        let d = |n: &str| PortBinding::Netdev(n.to_string());
+        let old = [t("a"), t("b"), d("vnet1"), t("c"), t("d"), t("a")];
+        // a stays; b goes; the netdev is never deleted; c becomes a netdev (kept); d goes.
+        let new = [t("a"), d("c"), t("e")];
+        assert_eq!(removed_taps(&old, &new), ["b", "d"]);
+        assert!(removed_taps(&old, &old).is_empty());
+        assert_eq!(removed_taps(&old, &[]), ["a", "b", "c", "d"]);
+        assert!(removed_taps(&[d("x")], &[]).is_empty());
+    }
 
     #[test]
     fn derived_mac_is_stable_local_unicast() {

@@ -337,3 +337,77 @@ pub(crate) fn link_mtu(name: &IfName) -> io::Result<usize> {
 pub(crate) fn errno_of(e: &io::Error) -> i32 {
     e.raw_os_error().unwrap_or(0)
 }
+
+/// Moves the calling thread into the network namespace `ns` (an fd of `/run/netns/NAME` or
+/// `/proc/PID/ns/net`). Only this thread changes namespace; callers use a short-lived thread.
+pub(crate) fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall with an fd we borrow for the call and an integer flag.
+    cvt(unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) }).map(|_| ())
+}
+
+/// Gives the interface with index `ifindex` the alternative name `altname` (rtnetlink
+/// `RTM_NEWLINKPROP`, what `ip link property add dev IF altname NAME` does), in the calling
+/// thread's network namespace. The kernel then finds the interface under that name too
+/// (also `TUNSETIFF`), whatever it is renamed to and wherever it is moved.
+pub(crate) fn add_altname(ifindex: u32, altname: &IfName) -> io::Result<()> {
+    const RTM_NEWLINKPROP: u16 = 108;
+    const IFLA_PROP_LIST: u16 = 52;
+    const IFLA_ALT_IFNAME: u16 = 53;
+    const NLA_F_NESTED: u16 = 1 << 15;
+    const NLMSG_ERROR: u16 = 2;
+    let name = altname.as_cstr().to_bytes_with_nul();
+    let index = i32::try_from(ifindex).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let pad4 = |n: usize| (n + 3) & !3;
+    let alt_len = 4 + name.len();
+    let list_len = 4 + pad4(alt_len);
+    let total = 16 + 16 + list_len;
+    let mut msg = Vec::with_capacity(total);
+    // nlmsghdr: length, type, flags, sequence, port id (0: the kernel)
+    msg.extend_from_slice(&u32::try_from(total).unwrap_or(0).to_ne_bytes());
+    msg.extend_from_slice(&RTM_NEWLINKPROP.to_ne_bytes());
+    let flags =
+        (libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_EXCL | libc::NLM_F_APPEND) as u16;
+    msg.extend_from_slice(&flags.to_ne_bytes());
+    msg.extend_from_slice(&1u32.to_ne_bytes());
+    msg.extend_from_slice(&0u32.to_ne_bytes());
+    // ifinfomsg: family, pad, type, index, flags, change
+    msg.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+    msg.extend_from_slice(&index.to_ne_bytes());
+    msg.extend_from_slice(&[0u8; 8]);
+    // IFLA_PROP_LIST { IFLA_ALT_IFNAME "name\0" }
+    msg.extend_from_slice(&u16::try_from(list_len).unwrap_or(0).to_ne_bytes());
+    msg.extend_from_slice(&(IFLA_PROP_LIST | NLA_F_NESTED).to_ne_bytes());
+    msg.extend_from_slice(&u16::try_from(alt_len).unwrap_or(0).to_ne_bytes());
+    msg.extend_from_slice(&IFLA_ALT_IFNAME.to_ne_bytes());
+    msg.extend_from_slice(name);
+    msg.resize(total, 0);
+
+    let sock = socket(
+        libc::AF_NETLINK,
+        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+        libc::NETLINK_ROUTE,
+    )?;
+    // The kernel handles the request inside sendmsg and queues its answer before returning.
+    send(sock.as_fd(), &msg)?;
+    let mut buf = [0u8; 1024];
+    // SAFETY: buf is valid for writes of buf.len() bytes.
+    let n = cvt_size(unsafe {
+        libc::recv(
+            sock.as_raw_fd(),
+            buf.as_mut_ptr().cast::<c_void>(),
+            buf.len(),
+            0,
+        )
+    })?;
+    let ack = buf.get(..n).unwrap_or_default();
+    let field = |off: usize| -> Option<[u8; 4]> { ack.get(off..off + 4)?.try_into().ok() };
+    let kind = ack
+        .get(4..6)
+        .and_then(|b| b.try_into().ok())
+        .map(u16::from_ne_bytes);
+    match (kind, field(16).map(i32::from_ne_bytes)) {
+        (Some(NLMSG_ERROR), Some(0)) => Ok(()),
+        (Some(NLMSG_ERROR), Some(e)) => Err(io::Error::from_raw_os_error(-e)),
+        _ => Err(io::Error::from_raw_os_error(libc::EPROTO)),
+    }
+}
