@@ -1,8 +1,8 @@
 //! `vswitch`: the daemon (`run`), the configuration checker (`check-config`), the operator
 //! CLI (`ctl`), the tap remover (`cleanup`) and the built-in demo (`demo`).
 
-mod ctl_socket;
 mod cleanup;
+mod ctl_socket;
 mod demo;
 mod peer;
 mod render;

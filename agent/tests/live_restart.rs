@@ -99,9 +99,13 @@ struct Pair<'l> {
 }
 
 fn lab(name: &str, net: u8) -> Lab {
+    lab_on(name, net, Backend::Netdev)
+}
+
+fn lab_on(name: &str, net: u8, b: Backend) -> Lab {
     let lab = Lab::new(name, net);
     for n in ["vm1", "vm2", "vm3"] {
-        lab.add_vm(VmSpec::new(n, Backend::Netdev));
+        lab.add_vm(VmSpec::new(n, b));
     }
     let vip: IpAddr = lab.ip4(100).into();
     lab.set_extra_config(&vip_toml(
@@ -303,10 +307,21 @@ fn restart_after_failover_while_down_netdev() {
 /// move brings back vm2 as owner at the same epoch; the client keeps being answered by vm2.
 #[test]
 fn kill9_mid_traffic_netdev() {
+    kill9_mid_traffic(Backend::Netdev, "rskl", 242);
+}
+
+/// The same on `tap` ports the switch created: the taps outlive the killed switch, so the
+/// VMs keep their interfaces (and keepalived its state) and the restarted switch reopens them.
+#[test]
+fn kill9_mid_traffic_tap() {
+    kill9_mid_traffic(Backend::Tap, "rskt", 243);
+}
+
+fn kill9_mid_traffic(b: Backend, name: &str, net: u8) {
     if !require_root() {
         return;
     }
-    let lab = lab("rskl", 242);
+    let lab = lab_on(name, net, b);
     let mut p = Pair::start(&lab);
     // a failover first, so that the state to keep is not the first one
     let ka1 = p.ka1.take().expect("keepalived in vm1");
@@ -327,7 +342,7 @@ fn kill9_mid_traffic_netdev() {
     std::thread::sleep(secs(1.0));
     let r = lab.watch_report(watch);
     println!(
-        "kill -9 mid-traffic: down {:.2} s (kill to socket ready); client outage {:.0} ms; {r}",
+        "kill -9 mid-traffic ({b:?}): down {:.2} s (kill to socket ready); client outage {:.0} ms; {r}",
         ready.duration_since(down).as_secs_f64(),
         r.max_gap_ms
     );

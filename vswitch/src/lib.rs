@@ -25,6 +25,6 @@ pub mod frames;
 pub mod metrics;
 pub mod pipeline;
 pub mod port;
-pub mod state;
 pub mod request;
+pub mod state;
 pub mod wire;
