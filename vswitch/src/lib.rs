@@ -11,6 +11,7 @@
 //! - [`control`]: the single-writer state machine (VIP claims, port state, reloads);
 //! - [`port`]: tap / AF_PACKET / in-memory port backends behind one batch trait;
 //! - [`datapath`]: threads that connect ports, pipeline and control;
+//! - [`vrrp`]: VRRP adverts (parse, priority-0 copy) for the crashed-master step-down;
 //! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`]: supporting pieces.
 #![warn(missing_docs)]
 
@@ -23,4 +24,5 @@ pub mod frames;
 pub mod metrics;
 pub mod pipeline;
 pub mod port;
+pub mod vrrp;
 pub mod wire;
