@@ -37,7 +37,9 @@ use vip_table::{PortId, Timestamp};
 use crate::config::{Config, PortBinding};
 use crate::control::{ControlError, Outbound, Switch, SwitchEvent};
 use crate::frames::SmallFrame;
-use crate::pipeline::{process, DropReason, Effects, RxMeta, Snapshot, Verdict, VipSignal};
+use crate::pipeline::{
+    process, DropReason, Effects, RxMeta, Snapshot, Verdict, VipSignal, VrrpAdvert,
+};
 use crate::port::af_packet::{PacketOptions, PacketPort};
 use crate::port::tap::{TapOptions, TapPort};
 use crate::port::{Batch, Port, PortError, VnetHdr};
@@ -134,6 +136,10 @@ enum ToWorker {
 enum ToControl {
     Vip {
         signal: VipSignal,
+        at: Timestamp,
+    },
+    Vrrp {
+        advert: VrrpAdvert,
         at: Timestamp,
     },
     Gone {
@@ -370,6 +376,24 @@ fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
                 mac = %mac,
                 "{msg}"
             ),
+            SwitchEvent::VrrpStepDown {
+                vip,
+                port,
+                vrid,
+                family,
+                dst,
+                to,
+            } => tracing::info!(
+                target: "vswitch::vip",
+                event = "vrrp_step_down",
+                vip = %vip,
+                port = %port,
+                vrid,
+                family,
+                dst = %dst,
+                to = %to.join(","),
+                "{msg}"
+            ),
             SwitchEvent::PortState { port, up, cause } => tracing::info!(
                 target: "vswitch::port",
                 event = "port_state",
@@ -464,6 +488,9 @@ impl ControlLoop {
                 let now = self.clock.now();
                 self.sw.apply(&fx, now, &mut ob);
                 log_events(&mut self.sw, Some((at, now)));
+            }
+            ToControl::Vrrp { advert, at } => {
+                self.sw.record_vrrp(advert.port, &advert.frame, at);
             }
             ToControl::Gone { layout, port, why } => {
                 if layout == self.sw.layout() {
@@ -709,7 +736,17 @@ struct Worker {
     ready: Vec<bool>,
     gone_on_send: Vec<PortId>,
     last_presence_check: Instant,
+    /// Since when each port has been reporting its link down (see
+    /// [`Port::link_down_reported`]): re-checked every [`SUSPECT_CHECK`] for
+    /// [`SUSPECT_FOR`], so a deleted interface is noticed in milliseconds, not seconds.
+    suspect_since: Vec<Option<Instant>>,
+    last_suspect_check: Instant,
 }
+
+/// How often a port whose link went down is checked for having vanished.
+const SUSPECT_CHECK: Duration = Duration::from_millis(2);
+/// For how long after its link went down (then once a second, as every port).
+const SUSPECT_FOR: Duration = Duration::from_secs(3);
 
 impl Worker {
     fn new(
@@ -732,6 +769,8 @@ impl Worker {
             clock,
             gone_on_send: Vec::new(),
             last_presence_check: Instant::now(),
+            suspect_since: Vec::new(),
+            last_suspect_check: Instant::now(),
         };
         for i in 0..w.devs.len() {
             w.register(i);
@@ -777,6 +816,31 @@ impl Worker {
             port: PortId(i as u32),
             why,
         });
+    }
+
+    /// Ports whose link just went down: is the interface being deleted? (The deletion of
+    /// an AF_PACKET port's interface raises no event after the link-down one.)
+    fn check_suspects(&mut self) {
+        if self.last_suspect_check.elapsed() < SUSPECT_CHECK {
+            return;
+        }
+        self.last_suspect_check = Instant::now();
+        self.suspect_since.resize(self.devs.len(), None);
+        for j in 0..self.devs.len() {
+            let reported = self.devs[j]
+                .as_ref()
+                .is_some_and(|d| d.link_down_reported());
+            match (reported, self.suspect_since[j]) {
+                (false, _) => self.suspect_since[j] = None,
+                (true, None) => self.suspect_since[j] = Some(Instant::now()),
+                (true, Some(t)) if t.elapsed() > SUSPECT_FOR => continue,
+                (true, Some(_)) => {}
+            }
+            if reported && self.devs[j].as_ref().is_some_and(|d| !d.is_present()) {
+                self.suspect_since[j] = None;
+                self.gone(j, "interface no longer present".into());
+            }
+        }
     }
 
     /// Returns false on shutdown.
@@ -849,6 +913,13 @@ impl Worker {
             let busy = self.ready.iter().any(|r| *r);
             let timeout = if busy {
                 Duration::ZERO
+            } else if self
+                .suspect_since
+                .iter()
+                .flatten()
+                .any(|t| t.elapsed() <= SUSPECT_FOR)
+            {
+                SUSPECT_CHECK
             } else {
                 Duration::from_millis(100)
             };
@@ -918,6 +989,9 @@ impl Worker {
                     if let Some(signal) = fx.vip {
                         let _ = self.tx.try_send(ToControl::Vip { signal, at: now });
                     }
+                    if let Some(advert) = fx.vrrp {
+                        let _ = self.tx.try_send(ToControl::Vrrp { advert, at: now });
+                    }
                     match v {
                         Verdict::Forward { port, rewrite_dst } => {
                             if let Some(m) = rewrite_dst {
@@ -969,6 +1043,7 @@ impl Worker {
                     self.gone(j.index(), "send reported the device gone".into());
                 }
             }
+            self.check_suspects();
             if self.last_presence_check.elapsed() >= Duration::from_secs(1) {
                 self.last_presence_check = Instant::now();
                 for j in 0..self.devs.len() {

@@ -145,12 +145,7 @@ pub fn parse(frame: &[u8]) -> Option<Advert> {
             }
             let s = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
             let d = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-            (
-                IpAddr::V4(s),
-                IpAddr::V4(d),
-                ETH_LEN + ihl,
-                ETH_LEN + total,
-            )
+            (IpAddr::V4(s), IpAddr::V4(d), ETH_LEN + ihl, ETH_LEN + total)
         }
         0x86dd => {
             let ip = frame.get(ETH_LEN..ETH_LEN + 40)?;
@@ -347,7 +342,12 @@ mod tests {
             v.extend_from_slice(&a.octets());
         }
         v.extend_from_slice(b"secret\0\0");
-        let ck = checksum(2, "10.0.0.1".parse().unwrap(), "224.0.0.18".parse().unwrap(), &v);
+        let ck = checksum(
+            2,
+            "10.0.0.1".parse().unwrap(),
+            "224.0.0.18".parse().unwrap(),
+            &v,
+        );
         v[6..8].copy_from_slice(&ck.to_be_bytes());
         f.extend_from_slice(&v);
         f
