@@ -1511,3 +1511,140 @@ fn device_back_with_live_keepalived_preempts_tap() {
         true,
     );
 }
+
+/// Seconds since midnight UTC of a switch log line's timestamp (`2026-12-02T06:16:40.742541Z`).
+fn log_secs_of_day(line: &str) -> Option<f64> {
+    let t = line.split_whitespace().next()?.split('T').nth(1)?;
+    let t = t.strip_suffix('Z')?;
+    let mut it = t.split(':');
+    let (h, m, s) = (it.next()?, it.next()?, it.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+}
+
+fn now_secs_of_day() -> f64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs_f64()) % 86400.0
+}
+
+/// Active/active: how fast a crashed owner's flows move. Its device is deleted; the
+/// switch must take the port down and drop the owner (`vip_moved`, reason `port-down`):
+/// from then on every new frame of its flows goes to the other owner. 5 times per backend;
+/// the client's flows are checked to be all answered by vm2 afterwards. Measured from the
+/// kernel's `Deleted` link event (`ip -ts monitor link`) to the switch's `vip_moved` line, (The worker used to
+/// notice a deleted AF_PACKET interface only at its once-a-second presence check; now a
+/// port whose link went down is re-checked every 2 ms.)
+fn aa_crash_detection(name: &str, net: u8, b: Backend) {
+    if !require_root() {
+        return;
+    }
+    const FLOWS: usize = 32;
+    let lab = Lab::new(name, net);
+    for n in ["vm1", "vm2", "vm3"] {
+        lab.add_vm(VmSpec::new(n, b));
+    }
+    let vip = lab.ip4(100);
+    lab.set_extra_config(&vip_toml(
+        "aa",
+        "active-active",
+        &[vip.into()],
+        &["vm1", "vm2"],
+        &[],
+    ));
+    lab.start();
+    let (vm1, vm2, client) = (lab.vm("vm1"), lab.vm("vm2"), lab.vm("vm3"));
+    let setup = |vm: &Vm| {
+        vm.must(&format!("ip addr replace {vip}/32 dev lo"));
+        for s in ["all", "eth0"] {
+            vm.must(&format!("sysctl -qw net.ipv4.conf.{s}.arp_ignore=1"));
+            vm.must(&format!("sysctl -qw net.ipv4.conf.{s}.arp_announce=2"));
+        }
+    };
+    setup(&vm1);
+    setup(&vm2);
+    // Bound to the VIP on lo: they survive the deletion of eth0.
+    let _ = lab.udp_echo_at(&vm1, vip, PORT);
+    let _ = lab.udp_echo_at(&vm2, vip, PORT);
+    let claim = |vm: &Vm| vm.must(&format!("arping -c 1 -U -I eth0 {vip}"));
+    let mut took = Vec::new();
+    for rep in 0..5 {
+        claim(&vm1);
+        claim(&vm2);
+        lab.wait_vip_owners("aa", &["vm1", "vm2"], secs(3.0));
+        let flows = lab.udp_flows(&client, vip, PORT, FLOWS, secs(0.1));
+        let before = full_round_after(&flows, 0, secs(5.0)).expect("all flows answered");
+        let mark_lines = lab.log().lines().count();
+        // The kernel's own time of the deletion: `ip -ts monitor link` where the device is.
+        let (mon_args, dev) = match b {
+            Backend::Netdev => (vec!["ip", "-ts", "monitor", "link"], vm1.host_if.clone()),
+            Backend::Tap => (
+                vec!["ip", "-n", vm1.ns.as_str(), "-ts", "monitor", "link"],
+                vm1.dev.clone(),
+            ),
+        };
+        let mon = lab.spawn_host("monitor", &mon_args);
+        std::thread::sleep(secs(0.2));
+        let t_start = now_secs_of_day();
+        lab.delete_device(&vm1);
+        let t_cmd = now_secs_of_day();
+        std::thread::sleep(secs(0.1));
+        let mon_out = mon.interrupt().stdout;
+        let t_del = mon_out
+            .lines()
+            .find(|l| l.contains("Deleted") && l.contains(&format!(" {dev}")))
+            .and_then(|l| {
+                let ts = l.strip_prefix('[')?.split(']').next()?;
+                log_secs_of_day(&format!("{ts}Z x"))
+            })
+            .unwrap_or_else(|| panic!("no Deleted line for {dev}:\n{mon_out}"));
+        lab.wait_vip_owners("aa", &["vm2"], secs(5.0));
+        let log = lab.log();
+        let moved = log
+            .lines()
+            .skip(mark_lines)
+            .find(|l| l.contains("\"vip_moved\"") && l.contains("port-down"))
+            .and_then(log_secs_of_day)
+            .expect("a vip_moved port-down line");
+        let after = full_round_after(&flows, last_round(&flows) + 1, secs(5.0))
+            .expect("all flows answered after the loss");
+        assert!(
+            after.who.iter().all(|w| w.as_deref() == Some("vm2")),
+            "{after:?}"
+        );
+        let ms = (moved - t_del) * 1000.0;
+        println!(
+            "{name} rep {rep}: `ip link del` ran {:.1} ms (kernel's Deleted event {:.1} ms \
+             after its start); owner dropped {ms:.1} ms after the Deleted event; flows before \
+             {:?}, after {:?}",
+            (t_cmd - t_start) * 1000.0,
+            (t_del - t_start) * 1000.0,
+            before.share(),
+            after.share()
+        );
+        took.push(ms);
+        flows.interrupt();
+        lab.recreate_device(&vm1);
+        setup(&vm1);
+    }
+    took.sort_by(f64::total_cmp);
+    println!(
+        "{name}: device deleted → A/A owner dropped: median {:.1} ms [min {:.1} .. max {:.1}]",
+        took[2], took[0], took[4]
+    );
+    assert!(
+        took[4] < 250.0,
+        "a vanished device took {took:?} ms to be noticed"
+    );
+    lab.finish();
+}
+
+#[test]
+fn active_active_crash_detection_netdev() {
+    aa_crash_detection("aadn", 248, Backend::Netdev);
+}
+
+#[test]
+fn active_active_crash_detection_tap() {
+    aa_crash_detection("aadt", 249, Backend::Tap);
+}
