@@ -60,8 +60,14 @@ impl Switch {
             if g.mode() != VipMode::ActivePassive {
                 continue;
             }
-            let Some(vc) = self.config.vips.iter().find(|v| v.name == g.name()) else {
-                continue;
+            // Groups are built from the configuration in order (VipId = index); the name
+            // check guards that assumption.
+            let vc = match self.config.vips.get(id.0 as usize) {
+                Some(v) if v.name == g.name() => v,
+                _ => match self.config.vips.iter().find(|v| v.name == g.name()) {
+                    Some(v) => v,
+                    None => continue,
+                },
             };
             if !vc.step_down_on_crash {
                 continue;
