@@ -1613,6 +1613,13 @@ fn aa_crash_detection(name: &str, net: u8, b: Backend) {
             "{after:?}"
         );
         let ms = (moved - t_del) * 1000.0;
+        for l in log
+            .lines()
+            .skip(mark_lines)
+            .filter(|l| l.contains("vanished"))
+        {
+            println!("  switch: {l}");
+        }
         println!(
             "{name} rep {rep}: `ip link del` ran {:.1} ms (kernel's Deleted event {:.1} ms \
              after its start); owner dropped {ms:.1} ms after the Deleted event; flows before \

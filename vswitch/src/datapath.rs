@@ -827,16 +827,29 @@ impl Worker {
         self.last_suspect_check = Instant::now();
         self.suspect_since.resize(self.devs.len(), None);
         for j in 0..self.devs.len() {
-            let reported = self.devs[j]
-                .as_ref()
-                .is_some_and(|d| d.link_down_reported());
-            match (reported, self.suspect_since[j]) {
-                (false, _) => self.suspect_since[j] = None,
-                (true, None) => self.suspect_since[j] = Some(Instant::now()),
-                (true, Some(t)) if t.elapsed() > SUSPECT_FOR => continue,
-                (true, Some(_)) => {}
+            let Some(d) = self.devs[j].as_ref() else {
+                self.suspect_since[j] = None;
+                continue;
+            };
+            let reported = d.link_down_reported();
+            // Sticky for SUSPECT_FOR: the link-down flag can clear again while the
+            // interface is being torn down (seen with veths), the deletion comes later.
+            let since = match (reported, self.suspect_since[j]) {
+                (_, Some(t)) => t,
+                (true, None) => {
+                    let t = Instant::now();
+                    self.suspect_since[j] = Some(t);
+                    t
+                }
+                (false, None) => continue,
+            };
+            if since.elapsed() > SUSPECT_FOR {
+                if !reported {
+                    self.suspect_since[j] = None;
+                }
+                continue;
             }
-            if reported && self.devs[j].as_ref().is_some_and(|d| !d.is_present()) {
+            if !d.is_present() {
                 self.suspect_since[j] = None;
                 self.gone(j, "interface no longer present".into());
             }
@@ -852,6 +865,9 @@ impl Worker {
                 ToWorker::Attach { layout, port, dev } => {
                     if layout == self.layout {
                         let i = port.index();
+                        if let Some(s) = self.suspect_since.get_mut(i) {
+                            *s = None;
+                        }
                         self.deregister(i);
                         if let Some(slot) = self.devs.get_mut(i) {
                             *slot = Some(dev);
@@ -877,6 +893,7 @@ impl Worker {
                         }
                     }
                     drop(old);
+                    self.suspect_since.clear();
                     self.devs = devs;
                     self.ready = vec![true; self.devs.len()];
                     self.layout = layout;
