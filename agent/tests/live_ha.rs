@@ -1532,9 +1532,11 @@ fn now_secs_of_day() -> f64 {
 /// switch must take the port down and drop the owner (`vip_moved`, reason `port-down`):
 /// from then on every new frame of its flows goes to the other owner. 5 times per backend;
 /// the client's flows are checked to be all answered by vm2 afterwards. Measured from the
-/// kernel's `Deleted` link event (`ip -ts monitor link`) to the switch's `vip_moved` line, (The worker used to
+/// kernel's `Deleted` link event (`ip -ts monitor link`) to the switch's `vip_moved` line.
+/// (The worker used to
 /// notice a deleted AF_PACKET interface only at its once-a-second presence check; now a
-/// port whose link went down is re-checked every 2 ms.)
+/// port whose link went down is re-checked every 2 ms, and the dead socket is closed by the
+/// control thread after the port-down, as closing it waits for an RCU grace period.)
 fn aa_crash_detection(name: &str, net: u8, b: Backend) {
     if !require_root() {
         return;
@@ -1639,8 +1641,9 @@ fn aa_crash_detection(name: &str, net: u8, b: Backend) {
         "{name}: device deleted → A/A owner dropped: median {:.1} ms [min {:.1} .. max {:.1}]",
         took[2], took[0], took[4]
     );
+    // Generous: measured 0.3–2.3 ms; the old once-a-second presence check gave up to 1 s.
     assert!(
-        took[4] < 250.0,
+        took[4] < 100.0,
         "a vanished device took {took:?} ms to be noticed"
     );
     lab.finish();

@@ -146,6 +146,10 @@ enum ToControl {
         layout: u64,
         port: PortId,
         why: String,
+        /// The dead device, closed by the control thread after it has acted: closing an
+        /// AF_PACKET socket waits for an RCU grace period (`synchronize_net`, ~10 ms under
+        /// load), which must delay neither the worker's other ports nor the port-down.
+        dev: Option<Box<dyn Port>>,
     },
     Cmd {
         cmd: Command,
@@ -492,13 +496,21 @@ impl ControlLoop {
             ToControl::Vrrp { advert, at } => {
                 self.sw.record_vrrp(advert.port, &advert.frame, at);
             }
-            ToControl::Gone { layout, port, why } => {
+            ToControl::Gone {
+                layout,
+                port,
+                why,
+                dev,
+            } => {
                 if layout == self.sw.layout() {
                     tracing::warn!(target: "vswitch::port", port = %self.sw.port_name(port), reason = %why, "port device vanished");
                     self.sw
                         .set_port_oper(port, false, self.clock.now(), &mut ob);
                     log_events(&mut self.sw, None);
                 }
+                // Publish and send (a crashed master's resignation) before closing it.
+                self.flush(std::mem::take(&mut ob));
+                drop(dev);
             }
             ToControl::Cmd { cmd, reply } => {
                 let r = self.command(cmd, &mut ob);
@@ -805,9 +817,7 @@ impl Worker {
 
     fn gone(&mut self, i: usize, why: String) {
         self.deregister(i);
-        if let Some(d) = self.devs.get_mut(i) {
-            *d = None;
-        }
+        let dev = self.devs.get_mut(i).and_then(Option::take);
         if let Some(r) = self.ready.get_mut(i) {
             *r = false;
         }
@@ -815,6 +825,7 @@ impl Worker {
             layout: self.layout,
             port: PortId(i as u32),
             why,
+            dev,
         });
     }
 
