@@ -3,8 +3,8 @@
 
     sudo python3 bench/failover.py [--reps 3] [--profiles default,fast]
                                    [--modes term,kill,crash] [--extras stale-cache,lost-garps]
-                                   [--variants bridge,vswitch] [--transport multicast|unicast]
-                                   [--quick] [--out DIR] [--build]
+                                   [--variants bridge,vswitch[,vswitch-nostep]] [--transport multicast|unicast]
+                                   [--no-step-down] [--quick] [--out DIR] [--build]
     --quick: 1 rep, default profile, term + kill only, no extras (for development).
 
 Root only. Everything happens inside network namespaces this script creates (fo-vm1..3,
@@ -12,6 +12,7 @@ Root only. Everything happens inside network namespaces this script creates (fo-
 
 Per run, for one variant:
   bridge   a Linux bridge fo-br0 in the root namespace, veths fo-pvN <-> fo-vmN:eth0;
+  vswitch-nostep  the same with `step_down_on_crash = false` (only changes `crash`);
   vswitch  target/release/vswitch (copied into the results dir first, so a concurrent
            rebuild cannot swap it mid-run) with a generated config: ports vm1..vm3 as `tap`
            bindings fo-t1..3, moved into the namespaces as eth0; VIP group `web`
@@ -27,7 +28,9 @@ preempts, priority 150 > 100 - the failback phase, `back` seconds):
   term   SIGTERM to keepalived (graceful: priority-0 advert, VIP removed)
   kill   SIGKILL to keepalived's parent and VRRP child: the VIP stays configured on vm1
   crash  the VM dies: bridge: fo-pv1 down; vswitch: `ip -n fo-vm1 link del eth0` (the tap);
-         plus SIGKILL of keepalived. Failback: port up / `ip tuntap add fo-t1` (the switch
+         plus SIGKILL of keepalived. vswitch resigns for the dead master (a priority-0 copy
+         of its last advert to vm2, `step_down_on_crash`, on unless --no-step-down), so vm2
+         takes over after its skew time; on the bridge vm2 waits for its master-down timer. Failback: port up / `ip tuntap add fo-t1` (the switch
          re-attaches it), moved back into vm1, then keepalived restarted.
 Extras ("peers get it wrong"), with the failure mode --extra-mode (default term):
   stale-cache  before the failure vm3 pins the VIP's ARP entry to vm1's MAC (nud permanent)
@@ -214,6 +217,7 @@ class Lab:
         self.sock = os.path.join(rundir, "vswitch.sock")
         self.kas = {}
         self.switch_stop = None
+        self.step_down = True
 
     # -- processes ----------------------------------------------------------------------
     def spawn(self, label, cmd, **kw):
@@ -282,7 +286,10 @@ class Lab:
             out += ["[[port]]", f'name = "vm{i}"', f'tap = "{TAP[i]}"', f'mac = "{mac_of(i)}"',
                     f'ips = ["{ip_of(i)}/24"]', ""]
         out += ["[[vip]]", 'name = "web"', f'addresses = ["{VIP}"]', 'mode = "active-passive"',
-                'candidates = ["vm1", "vm2"]', ""]
+                'candidates = ["vm1", "vm2"]']
+        if not self.step_down:
+            out.append("step_down_on_crash = false")
+        out.append("")
         return "\n".join(out)
 
     def start_switch(self):
@@ -523,6 +530,12 @@ class ArpCapture:
         return [t for t, s, op, spa, tpa in self.events
                 if s == src_vm and op == "request" and spa == VIP and tpa == VIP and t0 <= t < t1]
 
+    def resignation(self, src_vm, t0, t1):
+        """The first priority-0 advert from src_vm in [t0, t1): keepalived's own on a graceful
+        stop, or the one the switch sends for a crashed master (step_down_on_crash)."""
+        ts = [t for t, s, prio in self.adverts if s == src_vm and prio == 0 and t0 <= t < t1]
+        return ts[0] if ts else None
+
     def last_advert(self, src_vm, before):
         ts = [t for t, s, prio in self.adverts if s == src_vm and prio > 0 and t < before]
         return ts[-1] if ts else None
@@ -619,7 +632,10 @@ def switch_phase(events, t0, t1, to):
     mv = [e for e in events if e.get("event") == "vip_moved" and e.get("to") == to and t0 <= e.get("t", 0) < t1]
     pend = [e for e in events if e.get("event") == "vip_claim_pending" and t0 <= e.get("t", 0) < t1]
     hij = [e for e in events if e.get("event") == "vip_hijack" and t0 <= e.get("t", 0) < t1]
+    sd = [e for e in events if e.get("event") == "vrrp_step_down" and t0 <= e.get("t", 0) < t1]
     d = dict(switch_moves=len(mv), switch_pending=len(pend), switch_hijacks=len(hij))
+    if sd:
+        d["step_down_ms"] = round((sd[0]["t"] - t0) * 1000, 1)
     if mv:
         e = mv[0]
         d.update(switch_reason=e.get("reason"), reaction_us=e.get("reaction_us"),
@@ -650,6 +666,7 @@ def one_run(variant, prof, mode, extra, rep, a, outdir):
     rundir = os.path.join(outdir, "runs", tag)
     os.makedirs(rundir, exist_ok=True)
     lab = Lab(variant, rundir, a.bin)
+    lab.step_down = not (a.no_step_down or variant == "vswitch-nostep")
     lost_garps = extra == "lost-garps"
     lg_method = None
     if lost_garps:
@@ -678,7 +695,7 @@ def one_run(variant, prof, mode, extra, rep, a, outdir):
             raise RuntimeError("vm1 never became MASTER: " + " | ".join(l for _, l in lab.kas[1].lines[-5:]))
         t_master = time.time()
         lab.kas[2] = Keepalived(lab, 2, confs[2])
-        if variant == "vswitch" and not wait_for(lambda: lab.vip_owner() == "vm1", 5, 0.05):
+        if variant.startswith("vswitch") and not wait_for(lambda: lab.vip_owner() == "vm1", 5, 0.05):
             raise RuntimeError(f"the switch did not give the VIP to vm1: owner {lab.vip_owner()}")
         time.sleep(max(0.0, t_master + P["settle"] - time.time()))
         if has_vip(2) or not has_vip(1):
@@ -722,6 +739,8 @@ def one_run(variant, prof, mode, extra, rep, a, outdir):
         mA = [t for t in lab.kas[2].master_times() if t >= t_fail]
         mB = lab.kas[1].master_times()
         la = cap.last_advert("vm1", t_back)
+        rz = cap.resignation("vm1", t_fail, t_back)
+        A.update(resign_ms=ms(rz, t_fail) if rz else None)
         A.update(garps=len(gA), garp_ms=ms(gA[0], t_fail) if gA else None,
                  ka_master_ms=ms(mA[0], t_fail) if mA else None,
                  old_last_advert_ms=ms(la, t_fail) if la else None)
@@ -733,12 +752,12 @@ def one_run(variant, prof, mode, extra, rep, a, outdir):
         for ph in (A, B):
             if ph.get("first_new_ms") is not None and ph.get("garp_ms") is not None:
                 ph["new_after_garp_ms"] = round(ph["first_new_ms"] - ph["garp_ms"], 1)
-        if variant == "vswitch":
+        if variant.startswith("vswitch"):
             ev = parse_switch_log(lab.switch_log)
             A.update(switch_phase(ev, t_fail, t_back, "vm2"))
             B.update(switch_phase(ev, t_back, t_end, "vm1"))
             rec["switch_events"] = [{k: e.get(k) for k in ("t", "event", "from", "to", "reason", "reaction_us",
-                                                            "port", "up", "cause")}
+                                                            "port", "up", "cause", "vrid", "dst")}
                                     for e in ev if e.get("event")]
             try:
                 rec["switch_stats"] = {
@@ -797,6 +816,9 @@ def summarize(rows, meta=None):
             "`outage` = longest run of unanswered probes + one probe interval; "
             "`≥` = the outage was still going on at the end of the window (not recovered). "
             "`GARP @` = the new master's first gratuitous ARP on the wire; "
+            "`priority-0 advert @` (when recorded) = the first priority-0 advert from vm1 at vm2: "
+            "keepalived's own on term; on crash the one vswitch sends for the dead master "
+            "(step_down_on_crash; none on the bridge); "
             "`detection` (kill/crash, when recorded) = the old master's last advert → that GARP; "
             "`answer − GARP` = first answer from the new owner minus that GARP; "
             "`reaction` = the switch's reaction_us (GARP arrival → new owner installed).", ""]
@@ -807,11 +829,14 @@ def summarize(rows, meta=None):
     for ph, title in (("failover", "Failover (vm1 fails, vm2 takes over)"),
                       ("failback", "Failback (vm1 restored, preempts)")):
         det = any(r.get(ph, {}).get("detect_ms") is not None for r in ok)
+        rz = ph == "failover" and any(r.get(ph, {}).get("resign_ms") is not None for r in ok)
         out += [f"### {title}", "",
                 "| profile | scenario | variant | n | outage ms | probes lost | new owner answers @ms "
-                "| old owner last answered @ms | GARP @ms | " + ("detection ms | " if det else "")
+                "| old owner last answered @ms | " + ("priority-0 advert @ms | " if rz else "")
+                + "GARP @ms | " + ("detection ms | " if det else "")
                 + "answer − GARP ms | switch reaction µs |",
-                "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if det else "")]
+                "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if det else "")
+                + ("---|" if rz else "")]
         for k in keys:
             rr = [r[ph] for r in ok if (r["profile"], r["scenario"], r["variant"]) == k and r.get(ph)]
             if not rr:
@@ -824,10 +849,12 @@ def summarize(rows, meta=None):
             newc = cell(nn) + (f" ({sum(v is None for v in nn)}× never)" if any(v is None for v in nn) else "")
             out.append("| " + " | ".join([
                 k[0], k[1], k[2], str(len(rr)), o, cell([x.get("lost") for x in rr]), newc,
-                cell([x.get("last_old_ms") for x in rr]), cell([x.get("garp_ms") for x in rr])]
+                cell([x.get("last_old_ms") for x in rr])]
+                + ([cell([x.get("resign_ms") for x in rr])] if rz else [])
+                + [cell([x.get("garp_ms") for x in rr])]
                 + ([cell([x.get("detect_ms") for x in rr])] if det else []) + [
                 cell([x.get("new_after_garp_ms") for x in rr]),
-                cell([x.get("reaction_us") for x in rr]) if k[2] == "vswitch" else "n/a"]) + " |")
+                cell([x.get("reaction_us") for x in rr]) if k[2].startswith("vswitch") else "n/a"]) + " |")
         out.append("")
     if bad:
         out += ["### Failed runs", ""] + [f"- {r['variant']} {r['profile']} {r['scenario']} rep {r['rep']}: "
@@ -909,6 +936,8 @@ def main():
     ap.add_argument("--transport", default="multicast", choices=["multicast", "unicast"])
     ap.add_argument("--crash-order", default="link-first", choices=["link-first", "kill-first"],
                     help="crash mode: cut the link then SIGKILL keepalived (default), or the reverse")
+    ap.add_argument("--no-step-down", action="store_true",
+                    help="vswitch with step_down_on_crash = false (keepalived's own master-down timer on crash)")
     ap.add_argument("--quick", action="store_true", help="1 rep, default profile, term+kill, no extras")
     ap.add_argument("--bin", default=os.path.join(REPO, "target", "release", "vswitch"))
     ap.add_argument("--build", action="store_true", help="cargo build --release -p agent first")
@@ -951,7 +980,7 @@ def main():
         ex2.append((m, name))
     extras = ex2
     for v in variants:
-        if v not in ("bridge", "vswitch"):
+        if v not in ("bridge", "vswitch", "vswitch-nostep"):
             ap.error(f"unknown variant {v}")
     for tool in ("keepalived", "tcpdump", "ip", "ping"):
         if not shutil.which(tool):
@@ -965,7 +994,7 @@ def main():
     stamp = time.strftime("%Y%m%d-%H%M%S")
     outdir = a.out or os.path.join(os.environ.get("TMPDIR", "/tmp"), "vswitch-failover", stamp)
     os.makedirs(outdir, exist_ok=True)
-    if "vswitch" in variants:
+    if any(v.startswith("vswitch") for v in variants):
         if a.build:
             subprocess.run(["cargo", "build", "--release", "-q", "-p", "agent"], cwd=REPO, check=True)
         if not os.access(a.bin, os.X_OK):
@@ -991,7 +1020,7 @@ def main():
                 kernel=os.uname().release, cpus=os.cpu_count(),
                 load_before=" ".join(open("/proc/loadavg").read().split()[:3]),
                 uptime_before=sh(["uptime"], check=False).strip(), transport=a.transport)
-    if "vswitch" in variants:
+    if any(v.startswith("vswitch") for v in variants):
         meta["switch"] = dict(
             version=sh([a.bin, "--version"], check=False).strip(),
             built=time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(a.bin))),
@@ -1024,7 +1053,7 @@ def main():
                     log(f"[{k}/{len(plan)}] {label}: failover outage {A.get('outage_ms')} ms"
                         f"{'' if A.get('recovered', True) else ' (not recovered)'}, lost {A.get('lost')}, "
                         f"vm2 from {A.get('first_new_ms')} ms, GARP {A.get('garp_ms')} ms"
-                        f"{', reaction %s us' % A.get('reaction_us') if v == 'vswitch' else ''}; "
+                        f"{', reaction %s us' % A.get('reaction_us') if v.startswith('vswitch') else ''}; "
                         f"failback outage {B.get('outage_ms')} ms")
                 except Interrupted:
                     raise

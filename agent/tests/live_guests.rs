@@ -422,12 +422,31 @@ fn guests_keepalived_failover() {
     lab.wait_vip_owners("web", &["g1"], Duration::from_secs(30));
     client_follows(&gs, "g1");
 
-    // 3. the master's VM crashes: SIGKILL of its QEMU, its tap vanishes
+    // 3. the master's VM crashes: SIGKILL of its QEMU, its tap vanishes; the switch resigns
+    // for it (priority-0 copy of g1's last advert to g2: step_down_on_crash)
+    let prio0 = |gs: &Guests<'_>| {
+        gs.shared("ka-g2-1.log")
+            .matches("Backup received priority 0 advertisement")
+            .count()
+    };
+    let before = prio0(&gs);
     let t3 = now();
     gs.kill_qemu(&g1);
     lab.wait_port_down("g1", Duration::from_secs(5));
     lab.wait_vip_owners("web", &["g2"], Duration::from_secs(20));
     client_follows(&gs, "g2");
+    assert!(
+        lab.log().contains("vrrp_step_down"),
+        "the switch did not resign for the crashed g1:\n{}",
+        lab.log_tail(20)
+    );
+    assert_eq!(
+        prio0(&gs),
+        before + 1,
+        "g2's keepalived should take over on the switch's priority-0 advert:\n{}",
+        gs.shared("ka-g2-1.log")
+    );
+    record("VM crash: the switch sent g1's priority-0 advert (vrrp_step_down); g2's keepalived: \"Backup received priority 0 advertisement\"");
 
     // 4. the VM is started again and takes the VIP back
     gs.start(&g1);

@@ -46,7 +46,14 @@ pub fn describe(frame: &[u8]) -> String {
                 L4::Udp { sport, dport } => {
                     let _ = write!(s, " UDP {sport} > {dport}");
                 }
-                L4::Vrrp => s.push_str(" VRRP advert"),
+                L4::Vrrp => {
+                    s.push_str(" VRRP advert");
+                    // A resignation (keepalived's own on a graceful stop, or the switch's for
+                    // a crashed master) is what a reader of a transcript needs to see.
+                    if vswitch::vrrp::parse(frame).is_some_and(|a| a.priority == 0) {
+                        s.push_str(" priority 0");
+                    }
+                }
                 L4::Icmpv6(i) => match i {
                     Icmpv6Info::NeighborSolicit { target, sll } => {
                         let _ = write!(s, " NS who-has {target}");

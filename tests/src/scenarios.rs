@@ -1265,6 +1265,29 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
     v.push(s);
 
     let mut s = Scenario::new(
+        "vrrp-step-down-on-crash",
+        "Resigning for a crashed VRRP master (step_down_on_crash, default on): vm1 owns `web`\n\
+         and sends a VRRPv2 and a VRRPv3 advert (valid checksums); the non-candidate vm3 sends\n\
+         one too (not recorded). An admin down/up of vm1 sends nothing. vm1's device then\n\
+         vanishes (port-down): the switch sends vm2 - only vm2 - the priority-0 copy of each of\n\
+         vm1's adverts (event vrrp_step_down). vm2's GARP claims; vm1's port coming back and\n\
+         going down again sends nothing (no longer the owner, adverts forgotten).",
+        three_vms(VIP_AP),
+    );
+    s.at(0.0, "vm1", garp(vm(1), vip4))
+        .at(0.1, "vm1", vrrp4_signed(vm(1), "10.0.0.1", 51, 150, vip4))
+        .at(0.2, "vm1", vrrp6_signed(vm(1), "fe80::1", 51, 150, vip6))
+        .at(0.3, "vm3", vrrp4_signed(vm(3), "10.0.0.3", 51, 200, vip4))
+        .event(0.5, "admin-down vm1")
+        .event(0.6, "admin-up vm1")
+        .at(1.1, "vm1", vrrp4_signed(vm(1), "10.0.0.1", 51, 150, vip4))
+        .event(1.5, "port-down vm1")
+        .at(2.1, "vm2", garp(vm(2), vip4))
+        .event(3.0, "port-up vm1")
+        .event(3.5, "port-down vm1");
+    v.push(s);
+
+    let mut s = Scenario::new(
         "ap-owner-port-down",
         "Port loss, active-passive: vm1 owns `web` and `db`. vm1's port goes down (events.txt):\n\
          `web` keeps vm1 as owner (no move: keepalived on the standby will claim) and traffic to\n\

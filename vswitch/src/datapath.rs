@@ -37,7 +37,9 @@ use vip_table::{PortId, Timestamp};
 use crate::config::{Config, PortBinding};
 use crate::control::{ControlError, Outbound, Switch, SwitchEvent};
 use crate::frames::SmallFrame;
-use crate::pipeline::{process, DropReason, Effects, RxMeta, Snapshot, Verdict, VipSignal};
+use crate::pipeline::{
+    process, DropReason, Effects, RxMeta, Snapshot, Verdict, VipSignal, VrrpAdvert,
+};
 use crate::port::af_packet::{PacketOptions, PacketPort};
 use crate::port::tap::{TapOptions, TapPort};
 use crate::port::{Batch, Port, PortError, VnetHdr};
@@ -180,10 +182,18 @@ enum ToControl {
         signal: VipSignal,
         at: Timestamp,
     },
+    Vrrp {
+        advert: VrrpAdvert,
+        at: Timestamp,
+    },
     Gone {
         layout: u64,
         port: PortId,
         why: String,
+        /// The dead device, closed by the control thread after it has acted: closing an
+        /// AF_PACKET socket waits for an RCU grace period (`synchronize_net`, ~10 ms under
+        /// load), which must delay neither the worker's other ports nor the port-down.
+        dev: Option<Box<dyn Port>>,
     },
     Cmd {
         cmd: Command,
@@ -450,6 +460,24 @@ fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
                 trigger = %trigger,
                 "{msg}"
             ),
+            SwitchEvent::VrrpStepDown {
+                vip,
+                port,
+                vrid,
+                family,
+                dst,
+                to,
+            } => tracing::info!(
+                target: "vswitch::vip",
+                event = "vrrp_step_down",
+                vip = %vip,
+                port = %port,
+                vrid,
+                family,
+                dst = %dst,
+                to = %to.join(","),
+                "{msg}"
+            ),
             SwitchEvent::PortState { port, up, cause } => tracing::info!(
                 target: "vswitch::port",
                 event = "port_state",
@@ -608,13 +636,24 @@ impl ControlLoop {
                 self.sw.apply(&fx, now, &mut ob);
                 log_events(&mut self.sw, Some((at, now)));
             }
-            ToControl::Gone { layout, port, why } => {
+            ToControl::Vrrp { advert, at } => {
+                self.sw.record_vrrp(advert.port, &advert.frame, at);
+            }
+            ToControl::Gone {
+                layout,
+                port,
+                why,
+                dev,
+            } => {
                 if layout == self.sw.layout() {
                     tracing::warn!(target: "vswitch::port", port = %self.sw.port_name(port), reason = %why, "port device vanished");
                     self.sw
                         .set_port_oper(port, false, self.clock.now(), &mut ob);
                     log_events(&mut self.sw, None);
                 }
+                // Publish and send (a crashed master's resignation) before closing it.
+                self.flush(std::mem::take(&mut ob));
+                drop(dev);
             }
             ToControl::Cmd { cmd, reply } => {
                 let r = self.command(cmd, &mut ob);
@@ -865,7 +904,17 @@ struct Worker {
     ready: Vec<bool>,
     gone_on_send: Vec<PortId>,
     last_presence_check: Instant,
+    /// Since when each port has been reporting its link down (see
+    /// [`Port::link_down_reported`]): re-checked every [`SUSPECT_CHECK`] for
+    /// [`SUSPECT_FOR`], so a deleted interface is noticed in milliseconds, not seconds.
+    suspect_since: Vec<Option<Instant>>,
+    last_suspect_check: Instant,
 }
+
+/// How often a port whose link went down is checked for having vanished.
+const SUSPECT_CHECK: Duration = Duration::from_millis(2);
+/// For how long after its link went down (then once a second, as every port).
+const SUSPECT_FOR: Duration = Duration::from_secs(3);
 
 impl Worker {
     fn new(
@@ -888,6 +937,8 @@ impl Worker {
             clock,
             gone_on_send: Vec::new(),
             last_presence_check: Instant::now(),
+            suspect_since: Vec::new(),
+            last_suspect_check: Instant::now(),
         };
         for i in 0..w.devs.len() {
             w.register(i);
@@ -922,9 +973,7 @@ impl Worker {
 
     fn gone(&mut self, i: usize, why: String) {
         self.deregister(i);
-        if let Some(d) = self.devs.get_mut(i) {
-            *d = None;
-        }
+        let dev = self.devs.get_mut(i).and_then(Option::take);
         if let Some(r) = self.ready.get_mut(i) {
             *r = false;
         }
@@ -932,7 +981,46 @@ impl Worker {
             layout: self.layout,
             port: PortId(i as u32),
             why,
+            dev,
         });
+    }
+
+    /// Ports whose link just went down: is the interface being deleted? (The deletion of
+    /// an AF_PACKET port's interface raises no event after the link-down one.)
+    fn check_suspects(&mut self) {
+        if self.last_suspect_check.elapsed() < SUSPECT_CHECK {
+            return;
+        }
+        self.last_suspect_check = Instant::now();
+        self.suspect_since.resize(self.devs.len(), None);
+        for j in 0..self.devs.len() {
+            let Some(d) = self.devs[j].as_ref() else {
+                self.suspect_since[j] = None;
+                continue;
+            };
+            let reported = d.link_down_reported();
+            // Sticky for SUSPECT_FOR: the link-down flag can clear again while the
+            // interface is being torn down (seen with veths), the deletion comes later.
+            let since = match (reported, self.suspect_since[j]) {
+                (_, Some(t)) => t,
+                (true, None) => {
+                    let t = Instant::now();
+                    self.suspect_since[j] = Some(t);
+                    t
+                }
+                (false, None) => continue,
+            };
+            if since.elapsed() > SUSPECT_FOR {
+                if !reported {
+                    self.suspect_since[j] = None;
+                }
+                continue;
+            }
+            if !d.is_present() {
+                self.suspect_since[j] = None;
+                self.gone(j, "interface no longer present".into());
+            }
+        }
     }
 
     /// Returns false on shutdown.
@@ -944,6 +1032,9 @@ impl Worker {
                 ToWorker::Attach { layout, port, dev } => {
                     if layout == self.layout {
                         let i = port.index();
+                        if let Some(s) = self.suspect_since.get_mut(i) {
+                            *s = None;
+                        }
                         self.deregister(i);
                         if let Some(slot) = self.devs.get_mut(i) {
                             *slot = Some(dev);
@@ -969,6 +1060,7 @@ impl Worker {
                         }
                     }
                     drop(old);
+                    self.suspect_since.clear();
                     self.devs = devs;
                     self.ready = vec![true; self.devs.len()];
                     self.layout = layout;
@@ -1005,6 +1097,13 @@ impl Worker {
             let busy = self.ready.iter().any(|r| *r);
             let timeout = if busy {
                 Duration::ZERO
+            } else if self
+                .suspect_since
+                .iter()
+                .flatten()
+                .any(|t| t.elapsed() <= SUSPECT_FOR)
+            {
+                SUSPECT_CHECK
             } else {
                 Duration::from_millis(100)
             };
@@ -1074,6 +1173,9 @@ impl Worker {
                     if let Some(signal) = fx.vip {
                         let _ = self.tx.try_send(ToControl::Vip { signal, at: now });
                     }
+                    if let Some(advert) = fx.vrrp {
+                        let _ = self.tx.try_send(ToControl::Vrrp { advert, at: now });
+                    }
                     match v {
                         Verdict::Forward { port, rewrite_dst } => {
                             if let Some(m) = rewrite_dst {
@@ -1125,6 +1227,7 @@ impl Worker {
                     self.gone(j.index(), "send reported the device gone".into());
                 }
             }
+            self.check_suspects();
             if self.last_presence_check.elapsed() >= Duration::from_secs(1) {
                 self.last_presence_check = Instant::now();
                 for j in 0..self.devs.len() {

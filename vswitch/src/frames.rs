@@ -42,6 +42,16 @@ impl SmallFrame {
         &self.buf[..self.len]
     }
 
+    /// Replace the contents with a copy of `bytes`; false (and empty) if they do not fit.
+    pub fn set(&mut self, bytes: &[u8]) -> bool {
+        self.len = 0;
+        if bytes.len() > SMALL_FRAME_CAP {
+            return false;
+        }
+        self.put(bytes);
+        true
+    }
+
     fn put(&mut self, bytes: &[u8]) {
         let end = (self.len + bytes.len()).min(SMALL_FRAME_CAP);
         let n = end - self.len;

@@ -12,6 +12,7 @@
 //! - [`port`]: tap / AF_PACKET / in-memory port backends behind one batch trait;
 //! - [`datapath`]: threads that connect ports, pipeline and control;
 //! - [`request`]: the control-socket request parser (JSON line → [`datapath::Command`]);
+//! - [`vrrp`]: VRRP adverts (parse, priority-0 copy) for the crashed-master step-down;
 //! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`]: supporting pieces.
 #![warn(missing_docs)]
 
@@ -27,4 +28,5 @@ pub mod pipeline;
 pub mod port;
 pub mod request;
 pub mod state;
+pub mod vrrp;
 pub mod wire;

@@ -361,6 +361,19 @@ pub struct Effects {
     /// whose MAC it is addressed to (as a bridge would), not dropped by the destination
     /// check. Counted as `vip_no_owner` on the ingress port.
     pub vip_no_owner: bool,
+    /// A copy of a well-formed VRRP advert from a VIP candidate that passed the source
+    /// check, for the control thread (it remembers each master's last advert to resign
+    /// for it if its device vanishes: [`crate::control::Switch::record_vrrp`]).
+    pub vrrp: Option<VrrpAdvert>,
+}
+
+/// A VRRP advert a candidate sent (copied; see [`Effects::vrrp`]).
+#[derive(Clone, Copy, Debug)]
+pub struct VrrpAdvert {
+    /// The ingress port.
+    pub port: PortId,
+    /// The frame as received.
+    pub frame: SmallFrame,
 }
 
 impl Effects {
@@ -370,6 +383,7 @@ impl Effects {
         self.reply = None;
         self.malformed = None;
         self.vip_no_owner = false;
+        self.vrrp = None;
     }
 }
 
@@ -622,6 +636,9 @@ pub fn process(
 
     // VRRP adverts stay among the candidates of the sender's groups.
     if let Some(ip) = f.ip() {
+        if ip.l4 == L4::Vrrp && port.is_candidate {
+            record_vrrp(ingress, frame, fx);
+        }
         if ip.is_vrrp_multicast() {
             let set = if port.is_candidate {
                 port.vrrp_peers
@@ -676,6 +693,18 @@ pub fn process(
             }
         }
         None => flood_unknown(snap, port, &f, frame.len(), meta, fx),
+    }
+}
+
+/// Copy a candidate's VRRP advert into the effects (no allocation; frames longer than a
+/// [`SmallFrame`] or not well-formed adverts are not recorded).
+#[inline]
+fn record_vrrp(port: PortId, frame: &[u8], fx: &mut Effects) {
+    if frame.len() <= frames::SMALL_FRAME_CAP && crate::vrrp::parse(frame).is_some() {
+        let mut c = SmallFrame::default();
+        if c.set(frame) {
+            fx.vrrp = Some(VrrpAdvert { port, frame: c });
+        }
     }
 }
 

@@ -590,6 +590,42 @@ fn vip_minimal_is_valid_with_defaults() {
     assert_eq!(v.answer_mac(), derived_virtual_mac("web"));
     assert_eq!(v.vlan, 0);
     assert_eq!(c.vip_index("web"), Some(0));
+    assert!(
+        v.step_down_on_crash,
+        "resigning for a crashed master is the default"
+    );
+    assert!(c
+        .explain()
+        .contains("owner's device vanishes: resign for it"));
+}
+
+#[test]
+fn step_down_on_crash_is_active_passive_only() {
+    let c = Config::from_toml_str(&vip(r#"name = "v"
+addresses = ["10.0.0.100"]
+candidates = ["web1"]
+step_down_on_crash = false"#))
+    .unwrap();
+    assert!(!c.vips[0].step_down_on_crash);
+    assert!(c.explain().contains("nothing sent"));
+    let c = Config::from_toml_str(&vip(r#"name = "v"
+mode = "active-active"
+addresses = ["10.0.0.100"]
+candidates = ["web1"]"#))
+    .unwrap();
+    assert!(
+        !c.vips[0].step_down_on_crash,
+        "no VRRP master in an A/A group"
+    );
+    assert_invalid(
+        &vip(r#"name = "v"
+mode = "active-active"
+addresses = ["10.0.0.100"]
+candidates = ["web1"]
+step_down_on_crash = true"#),
+        "vip[0] \"v\".step_down_on_crash",
+        "only for active-passive",
+    );
 }
 
 #[test]

@@ -185,6 +185,16 @@ fn explain_vip(s: &mut String, c: &Config, v: &VipConfig) {
                     "keep the owner until a standby claims"
                 }
             );
+            let _ = writeln!(
+                s,
+                "    owner's device vanishes: {}",
+                if v.step_down_on_crash {
+                    "resign for it (priority-0 copy of its last VRRP advert to the other \
+                     candidates)"
+                } else {
+                    "nothing sent (the standby waits for its master-down timer)"
+                }
+            );
         }
         VipMode::ActiveActive => {
             let owners = if v.initial_owners.is_empty() {

@@ -216,6 +216,11 @@ pub struct VipConfig {
     pub initial_owners: Vec<String>,
     /// Active-passive: clear the owner when its port goes down.
     pub release_on_port_loss: bool,
+    /// Active-passive: when the owner's device vanishes, send the priority-0 copy of its
+    /// last VRRP advert to the other candidates on its behalf (the standby takes over
+    /// after its skew time instead of its master-down timer). Always false for
+    /// active-active groups.
+    pub step_down_on_crash: bool,
     /// VRRP router id whose virtual MACs are authorised on the candidates (keepalived
     /// `use_vmac`).
     pub vrrp_vrid: Option<u8>,

@@ -77,6 +77,7 @@ pub(super) struct RawVip {
     pub owner: Option<String>,
     pub owners: Option<Vec<String>>,
     pub release_on_port_loss: Option<bool>,
+    pub step_down_on_crash: Option<bool>,
     pub vrrp_vrid: Option<i64>,
     pub virtual_mac: Option<String>,
     pub damping_max_moves: Option<i64>,

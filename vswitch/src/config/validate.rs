@@ -774,6 +774,19 @@ impl Validator {
                 );
             }
 
+            let step_down_on_crash = match rv.step_down_on_crash {
+                Some(true) if mode == VipMode::ActiveActive => {
+                    self.err(
+                        format!("{label}.step_down_on_crash"),
+                        "is only for active-passive groups (an active-active group drops a \
+                         crashed owner at once; there is no VRRP master to resign for)",
+                    );
+                    false
+                }
+                Some(b) => b,
+                None => mode == VipMode::ActivePassive,
+            };
+
             let vrrp_vrid = rv
                 .vrrp_vrid
                 .and_then(|v| self.int(&format!("{label}.vrrp_vrid"), v, 1, 255))
@@ -835,6 +848,7 @@ impl Validator {
                 vlan,
                 initial_owners,
                 release_on_port_loss,
+                step_down_on_crash,
                 vrrp_vrid,
                 virtual_mac,
                 damping,

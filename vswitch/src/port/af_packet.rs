@@ -530,6 +530,10 @@ impl Port for PacketPort {
         self.gone_errno.is_none() && self.present()
     }
 
+    fn link_down_reported(&self) -> bool {
+        self.link_down.is_some()
+    }
+
     fn io_counters(&self) -> IoCounters {
         self.counters
     }

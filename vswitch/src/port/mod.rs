@@ -441,6 +441,13 @@ pub trait Port: Send {
         true
     }
 
+    /// The kernel reported the link down while the device still existed: a deletion may
+    /// follow without any wake-up, so the datapath re-checks [`Port::is_present`] often
+    /// (every few ms) for a while rather than once a second. Default: never.
+    fn link_down_reported(&self) -> bool {
+        false
+    }
+
     /// The backend's I/O counters.
     fn io_counters(&self) -> IoCounters;
 }
