@@ -1,0 +1,418 @@
+//! The control thread: the single writer of the switch state. It applies what the worker
+//! reports, runs timers, operator commands, reloads and device re-attachment, writes the VIP
+//! state file, and logs every event an operator acts on.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use mio::Waker;
+use vip_table::{PortId, Timestamp};
+
+use crate::config::{Config, PortBinding};
+use crate::control::{Outbound, Switch, SwitchEvent};
+use crate::pipeline::{Effects, Snapshot};
+use crate::port::tap::TapPort;
+
+use super::daemon::{interface_exists, open_binding};
+use super::{Clock, ToControl, ToWorker};
+
+pub(super) fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
+    for e in sw.take_events() {
+        let msg = e.to_string();
+        match e {
+            SwitchEvent::VipMoved {
+                vip,
+                from,
+                to,
+                mac,
+                epoch,
+                reason,
+                at,
+            } => {
+                let reaction_us = reaction
+                    .filter(|_| matches!(reason, vip_table::MoveReason::Claim))
+                    .map(|(rx, done)| done.saturating_since(rx).as_micros() as u64);
+                tracing::info!(
+                    target: "vswitch::vip",
+                    event = "vip_moved",
+                    vip = %vip,
+                    from = from.as_deref().unwrap_or("-"),
+                    to = to.as_deref().unwrap_or("-"),
+                    mac = %mac.map_or("-".to_string(), |m| m.to_string()),
+                    epoch,
+                    reason = %reason,
+                    at_ns = at.as_nanos(),
+                    claim_rx_ns = reaction.map(|r| r.0.as_nanos()),
+                    reaction_us,
+                    "{msg}"
+                );
+            }
+            SwitchEvent::VipClaimPending { vip, port, due } => tracing::warn!(
+                target: "vswitch::vip",
+                event = "vip_claim_pending",
+                vip = %vip,
+                port = %port,
+                due_ns = due.as_nanos(),
+                "{msg}"
+            ),
+            SwitchEvent::VipHijack {
+                vip,
+                addr,
+                port,
+                mac,
+            } => tracing::warn!(
+                target: "vswitch::vip",
+                event = "vip_hijack",
+                vip = %vip,
+                addr = %addr,
+                port = %port,
+                mac = %mac,
+                "{msg}"
+            ),
+            SwitchEvent::VipSplitBrain { vip, ports, holder } => tracing::warn!(
+                target: "vswitch::vip",
+                event = "vip_split_brain",
+                vip = %vip,
+                ports = %ports.join(","),
+                holder = holder.as_deref().unwrap_or("-"),
+                "{msg}"
+            ),
+            SwitchEvent::VipRestored { vip, owners, epoch } => tracing::info!(
+                target: "vswitch::vip",
+                event = "vip_restored",
+                vip = %vip,
+                owners = %owners.join(","),
+                epoch,
+                "{msg}"
+            ),
+            SwitchEvent::VipDiscovery { vip, trigger } => tracing::debug!(
+                target: "vswitch::vip",
+                event = "vip_discovery",
+                vip = %vip,
+                trigger = %trigger,
+                "{msg}"
+            ),
+            SwitchEvent::VrrpStepDown {
+                vip,
+                port,
+                vrid,
+                family,
+                dst,
+                to,
+            } => tracing::info!(
+                target: "vswitch::vip",
+                event = "vrrp_step_down",
+                vip = %vip,
+                port = %port,
+                vrid,
+                family,
+                dst = %dst,
+                to = %to.join(","),
+                "{msg}"
+            ),
+            SwitchEvent::PortState { port, up, cause } => tracing::info!(
+                target: "vswitch::port",
+                event = "port_state",
+                port = %port,
+                up,
+                cause,
+                "{msg}"
+            ),
+        }
+    }
+}
+
+pub(super) struct ControlLoop {
+    pub(super) sw: Switch,
+    pub(super) snap: Arc<ArcSwap<Snapshot>>,
+    pub(super) wtx: Sender<ToWorker>,
+    pub(super) waker: Arc<Waker>,
+    pub(super) rx: Receiver<ToControl>,
+    pub(super) clock: Clock,
+    pub(super) config_path: Option<PathBuf>,
+    pub(super) last_attach_try: Instant,
+    pub(super) boot_id: String,
+    /// Fingerprint of the VIP state last written to the state file.
+    pub(super) saved_fp: Option<u64>,
+    /// The last write failed (logged once until one succeeds).
+    pub(super) save_failed: bool,
+}
+
+/// Restore the VIP state file into a freshly built switch; a missing file is no news, a bad
+/// one a warning (the switch starts with discovery either way).
+pub(super) fn restore_state(sw: &mut Switch, path: &std::path::Path, boot_id: &str) {
+    match crate::state::load(path) {
+        Ok(Some(saved)) => {
+            let r = saved.restore_into(sw, boot_id);
+            tracing::info!(
+                target: "vswitch::state",
+                event = "state_restored",
+                file = %path.display(),
+                restored = r.restored.len(),
+                skipped = r.skipped.len(),
+                "VIP state restored from {}",
+                path.display()
+            );
+        }
+        Ok(None) => tracing::info!(
+            target: "vswitch::state",
+            file = %path.display(),
+            "no VIP state file yet; owners will be discovered"
+        ),
+        Err(e) => tracing::warn!(
+            target: "vswitch::state",
+            event = "state_unusable",
+            file = %path.display(),
+            error = %e,
+            "the VIP state file cannot be used ({e}); starting without it, owners will be discovered"
+        ),
+    }
+}
+
+impl ControlLoop {
+    pub(super) fn run(mut self, stop: &AtomicBool, reload: &AtomicBool, initial: Vec<Outbound>) {
+        self.flush(initial);
+        while !stop.load(Ordering::Relaxed) {
+            let now = self.clock.now();
+            let deadline = self.sw.next_deadline();
+            let wait = Duration::from_nanos(deadline.as_nanos().saturating_sub(now.as_nanos()))
+                .min(Duration::from_millis(200));
+            match self.rx.recv_timeout(wait) {
+                Ok(msg) => {
+                    self.handle(msg);
+                    // Drain what else is queued before publishing.
+                    while let Ok(m) = self.rx.try_recv() {
+                        self.handle(m);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let mut ob = Vec::new();
+            self.sw.tick(self.clock.now(), &mut ob);
+            log_events(&mut self.sw, None);
+            self.flush(ob);
+            self.save_state();
+            if reload.swap(false, Ordering::Relaxed) {
+                match self.reload() {
+                    Ok(v) => {
+                        tracing::info!(target: "vswitch::config", event = "reload", result = %v, "configuration reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(target: "vswitch::config", event = "reload_refused", error = %e, "configuration reload refused; the running configuration stays")
+                    }
+                }
+            }
+            if self.last_attach_try.elapsed() >= Duration::from_secs(1) {
+                self.last_attach_try = Instant::now();
+                self.reattach();
+            }
+        }
+        let _ = self.wtx.send(ToWorker::Shutdown);
+        let _ = self.waker.wake();
+    }
+
+    /// Write the VIP state file if the VIP state changed since the last write.
+    fn save_state(&mut self) {
+        let fp = self.sw.vips().state_fingerprint();
+        if self.saved_fp == Some(fp) {
+            return;
+        }
+        let path = crate::state::path_in(&self.sw.config().switch.state_dir);
+        let state = crate::state::SavedState::of(&self.sw, &self.boot_id);
+        match crate::state::save(&path, &state) {
+            Ok(()) => {
+                self.saved_fp = Some(fp);
+                if self.save_failed {
+                    tracing::info!(target: "vswitch::state", file = %path.display(), "VIP state file written again");
+                }
+                self.save_failed = false;
+            }
+            Err(e) => {
+                if !self.save_failed {
+                    tracing::error!(target: "vswitch::state", event = "state_write_failed", file = %path.display(), error = %e, "cannot write the VIP state file; a restart would have to rediscover owners");
+                }
+                self.save_failed = true;
+                // try again at the next change or tick
+            }
+        }
+    }
+
+    fn publish(&self) {
+        let cur = self.sw.snapshot();
+        if self.snap.load().generation != cur.generation {
+            self.snap.store(cur);
+        }
+    }
+
+    fn flush(&mut self, ob: Vec<Outbound>) {
+        self.publish();
+        if ob.is_empty() {
+            return;
+        }
+        for o in ob {
+            let _ = self.wtx.try_send(ToWorker::Send(o));
+        }
+        let _ = self.waker.wake();
+    }
+
+    fn handle(&mut self, msg: ToControl) {
+        let mut ob = Vec::new();
+        match msg {
+            ToControl::Vip { signal, at } => {
+                let fx = Effects {
+                    vip: Some(signal),
+                    ..Default::default()
+                };
+                let now = self.clock.now();
+                self.sw.apply(&fx, now, &mut ob);
+                log_events(&mut self.sw, Some((at, now)));
+            }
+            ToControl::Vrrp { advert, at } => {
+                self.sw.record_vrrp(advert.port, &advert.frame, at);
+            }
+            ToControl::Gone {
+                layout,
+                port,
+                why,
+                dev,
+            } => {
+                if layout == self.sw.layout() {
+                    tracing::warn!(target: "vswitch::port", port = %self.sw.port_name(port), reason = %why, "port device vanished");
+                    self.sw
+                        .set_port_oper(port, false, self.clock.now(), &mut ob);
+                    log_events(&mut self.sw, None);
+                }
+                // Publish and send (a crashed master's resignation) before closing it.
+                self.flush(std::mem::take(&mut ob));
+                drop(dev);
+            }
+            ToControl::Cmd { cmd, reply } => {
+                let r = self.command(cmd, &mut ob);
+                let _ = reply.send(r);
+                log_events(&mut self.sw, None);
+            }
+        }
+        self.flush(ob);
+    }
+
+    fn reattach(&mut self) {
+        let layout = self.sw.layout();
+        let down: Vec<(PortId, PortBinding)> = self
+            .sw
+            .ports()
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.oper_up)
+            .filter_map(|(i, p)| {
+                self.sw
+                    .config()
+                    .port(&p.name)
+                    .map(|pc| (PortId(i as u32), pc.binding.clone()))
+            })
+            .collect();
+        for (pid, b) in down {
+            if !interface_exists(b.ifname()) {
+                continue;
+            }
+            match open_binding(&b, false) {
+                Ok(dev) => {
+                    let _ = self.wtx.send(ToWorker::Attach {
+                        layout,
+                        port: pid,
+                        dev,
+                    });
+                    let _ = self.waker.wake();
+                    let mut ob = Vec::new();
+                    self.sw.set_port_oper(pid, true, self.clock.now(), &mut ob);
+                    log_events(&mut self.sw, None);
+                    self.flush(ob);
+                }
+                Err(e) => {
+                    tracing::debug!(port = %self.sw.port_name(pid), error = %e, "re-attach failed")
+                }
+            }
+        }
+    }
+
+    pub(super) fn reload(&mut self) -> Result<String, String> {
+        let path = self
+            .config_path
+            .clone()
+            .ok_or_else(|| "the switch was started without a configuration file".to_string())?;
+        let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+        let old_bindings: HashMap<String, PortBinding> = self
+            .sw
+            .config()
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), p.binding.clone()))
+            .collect();
+        let old_ids: HashMap<String, PortId> = self
+            .sw
+            .ports()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.name.clone(), PortId(i as u32)))
+            .collect();
+        // Open new devices before committing, so a failure to open is just a down port.
+        let mut keep = Vec::new();
+        let mut add = Vec::new();
+        let mut failed = Vec::new();
+        for (i, pc) in cfg.ports.iter().enumerate() {
+            let same = old_bindings.get(&pc.name) == Some(&pc.binding);
+            if same {
+                keep.push(old_ids.get(&pc.name).copied());
+            } else {
+                keep.push(None);
+                match open_binding(&pc.binding, true) {
+                    Ok(d) => add.push((PortId(i as u32), d)),
+                    Err(e) => failed.push((PortId(i as u32), pc.name.clone(), e.to_string())),
+                }
+            }
+        }
+        let now = self.clock.now();
+        let report = self.sw.reload(cfg, now).map_err(|e| e.to_string())?;
+        let new_bindings = self.sw.config().ports.iter().map(|p| &p.binding);
+        for tap in crate::config::removed_taps(old_bindings.values(), new_bindings) {
+            match TapPort::delete(&tap) {
+                Ok(found) => {
+                    tracing::info!(target: "vswitch::port", tap = %tap, found, "tap of a removed port deleted")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "vswitch::port", tap = %tap, error = %e, "cannot delete the tap of a removed port")
+                }
+            }
+        }
+        let mut ob = Vec::new();
+        for (pid, name, e) in &failed {
+            tracing::warn!(port = %name, error = %e, "port device unavailable after reload");
+            self.sw.set_port_oper(*pid, false, now, &mut ob);
+        }
+        // Kept ports that were down stay down; their ids may have changed.
+        for (i, k) in keep.iter().enumerate() {
+            if k.is_some() && !self.sw.ports()[i].oper_up {
+                // already down in carried state
+            }
+        }
+        let _ = self.wtx.send(ToWorker::Relayout {
+            layout: self.sw.layout(),
+            keep,
+            add,
+        });
+        let _ = self.waker.wake();
+        log_events(&mut self.sw, None);
+        self.flush(ob);
+        Ok(format!(
+            "added {:?}, removed {:?}, kept {}",
+            report.added,
+            report.removed,
+            report.kept.len()
+        ))
+    }
+}

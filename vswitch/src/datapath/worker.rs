@@ -1,0 +1,392 @@
+//! The worker: polls every port, runs the pipeline on each batch and sends the results.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Sender};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use vip_table::PortId;
+
+use crate::frames::SmallFrame;
+use crate::pipeline::{process, DropReason, Effects, RxMeta, Snapshot, Verdict};
+use crate::port::{Batch, Port, PortError, VnetHdr};
+
+use super::{Clock, ToControl, ToWorker, BATCH, WAKE};
+
+pub(super) struct Worker {
+    poll: Poll,
+    devs: Vec<Option<Box<dyn Port>>>,
+    layout: u64,
+    snap: Arc<ArcSwap<Snapshot>>,
+    rx: Receiver<ToWorker>,
+    tx: Sender<ToControl>,
+    clock: Clock,
+    ready: Vec<bool>,
+    gone_on_send: Vec<PortId>,
+    last_presence_check: Instant,
+    /// Since when each port has been reporting its link down (see
+    /// [`Port::link_down_reported`]): re-checked every [`SUSPECT_CHECK`] for
+    /// [`SUSPECT_FOR`], so a deleted interface is noticed in milliseconds, not seconds.
+    suspect_since: Vec<Option<Instant>>,
+    last_suspect_check: Instant,
+}
+
+/// How often a port whose link went down is checked for having vanished.
+const SUSPECT_CHECK: Duration = Duration::from_millis(2);
+/// For how long after its link went down (then once a second, as every port).
+const SUSPECT_FOR: Duration = Duration::from_secs(3);
+
+impl Worker {
+    pub(super) fn new(
+        poll: Poll,
+        devs: Vec<Option<Box<dyn Port>>>,
+        layout: u64,
+        snap: Arc<ArcSwap<Snapshot>>,
+        rx: Receiver<ToWorker>,
+        tx: Sender<ToControl>,
+        clock: Clock,
+    ) -> Self {
+        let mut w = Worker {
+            poll,
+            ready: vec![true; devs.len()],
+            devs,
+            layout,
+            snap,
+            rx,
+            tx,
+            clock,
+            gone_on_send: Vec::new(),
+            last_presence_check: Instant::now(),
+            suspect_since: Vec::new(),
+            last_suspect_check: Instant::now(),
+        };
+        for i in 0..w.devs.len() {
+            w.register(i);
+        }
+        w
+    }
+
+    fn fd(&self, i: usize) -> Option<RawFd> {
+        self.devs
+            .get(i)
+            .and_then(|d| d.as_ref())
+            .map(|d| d.raw_fd())
+    }
+
+    fn register(&mut self, i: usize) {
+        if let Some(fd) = self.fd(i) {
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(&mut SourceFd(&fd), Token(i), Interest::READABLE)
+            {
+                tracing::error!(error = %e, "cannot poll port fd");
+            }
+        }
+    }
+
+    fn deregister(&mut self, i: usize) {
+        if let Some(fd) = self.fd(i) {
+            let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+        }
+    }
+
+    fn gone(&mut self, i: usize, why: String) {
+        self.deregister(i);
+        let dev = self.devs.get_mut(i).and_then(Option::take);
+        if let Some(r) = self.ready.get_mut(i) {
+            *r = false;
+        }
+        let _ = self.tx.try_send(ToControl::Gone {
+            layout: self.layout,
+            port: PortId(i as u32),
+            why,
+            dev,
+        });
+    }
+
+    /// Ports whose link just went down: is the interface being deleted? (The deletion of
+    /// an AF_PACKET port's interface raises no event after the link-down one.)
+    fn check_suspects(&mut self) {
+        if self.last_suspect_check.elapsed() < SUSPECT_CHECK {
+            return;
+        }
+        self.last_suspect_check = Instant::now();
+        self.suspect_since.resize(self.devs.len(), None);
+        for j in 0..self.devs.len() {
+            let Some(d) = self.devs[j].as_ref() else {
+                self.suspect_since[j] = None;
+                continue;
+            };
+            let reported = d.link_down_reported();
+            // Sticky for SUSPECT_FOR: the link-down flag can clear again while the
+            // interface is being torn down (seen with veths), the deletion comes later.
+            let since = match (reported, self.suspect_since[j]) {
+                (_, Some(t)) => t,
+                (true, None) => {
+                    let t = Instant::now();
+                    self.suspect_since[j] = Some(t);
+                    t
+                }
+                (false, None) => continue,
+            };
+            if since.elapsed() > SUSPECT_FOR {
+                if !reported {
+                    self.suspect_since[j] = None;
+                }
+                continue;
+            }
+            if !d.is_present() {
+                self.suspect_since[j] = None;
+                self.gone(j, "interface no longer present".into());
+            }
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn handle_msgs(&mut self) -> bool {
+        while let Ok(m) = self.rx.try_recv() {
+            match m {
+                ToWorker::Shutdown => return false,
+                ToWorker::Send(o) => self.send_small(o.port, &o.frame),
+                ToWorker::Attach { layout, port, dev } => {
+                    if layout == self.layout {
+                        let i = port.index();
+                        if let Some(s) = self.suspect_since.get_mut(i) {
+                            *s = None;
+                        }
+                        self.deregister(i);
+                        if let Some(slot) = self.devs.get_mut(i) {
+                            *slot = Some(dev);
+                            self.register(i);
+                            if let Some(r) = self.ready.get_mut(i) {
+                                *r = true;
+                            }
+                        }
+                    }
+                }
+                ToWorker::Relayout { layout, keep, add } => {
+                    for i in 0..self.devs.len() {
+                        self.deregister(i);
+                    }
+                    let mut old: Vec<Option<Box<dyn Port>>> = std::mem::take(&mut self.devs);
+                    let mut devs: Vec<Option<Box<dyn Port>>> = keep
+                        .iter()
+                        .map(|k| k.and_then(|o| old.get_mut(o.index()).and_then(Option::take)))
+                        .collect();
+                    for (pid, d) in add {
+                        if let Some(slot) = devs.get_mut(pid.index()) {
+                            *slot = Some(d);
+                        }
+                    }
+                    drop(old);
+                    self.suspect_since.clear();
+                    self.devs = devs;
+                    self.ready = vec![true; self.devs.len()];
+                    self.layout = layout;
+                    for i in 0..self.devs.len() {
+                        self.register(i);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn send_small(&mut self, port: PortId, f: &SmallFrame) {
+        let snap = self.snap.load();
+        let hdr = VnetHdr::default();
+        let res = match self.devs.get_mut(port.index()).and_then(|d| d.as_mut()) {
+            Some(d) => d.send(f.as_bytes(), &hdr),
+            None => return,
+        };
+        if let Some(c) = snap.counters.get(port.index()) {
+            match res {
+                Ok(()) => c.tx(f.as_bytes().len()),
+                Err(PortError::LinkDown) => c.count_drop(DropReason::PortDown),
+                Err(_) => c.count_drop(DropReason::TxError),
+            }
+        }
+    }
+
+    pub(super) fn run(mut self, stop: &AtomicBool) {
+        let mut events = Events::with_capacity(256);
+        let mut batch = Batch::new(BATCH);
+        let mut fx = Effects::default();
+        while !stop.load(Ordering::Relaxed) {
+            let busy = self.ready.iter().any(|r| *r);
+            let timeout = if busy {
+                Duration::ZERO
+            } else if self
+                .suspect_since
+                .iter()
+                .flatten()
+                .any(|t| t.elapsed() <= SUSPECT_FOR)
+            {
+                SUSPECT_CHECK
+            } else {
+                Duration::from_millis(100)
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "poll failed");
+                }
+                continue;
+            }
+            for ev in events.iter() {
+                if ev.token() != WAKE {
+                    if let Some(r) = self.ready.get_mut(ev.token().0) {
+                        *r = true;
+                    }
+                }
+            }
+            if !self.handle_msgs() {
+                break;
+            }
+            let snap = self.snap.load_full();
+            if snap.layout != self.layout {
+                // A relayout message is on its way; wait for it.
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            for i in 0..self.devs.len() {
+                if !self.ready[i] {
+                    continue;
+                }
+                let res = match self.devs[i].as_mut() {
+                    Some(d) => d.recv_batch(&mut batch),
+                    None => {
+                        self.ready[i] = false;
+                        continue;
+                    }
+                };
+                let n = match res {
+                    Ok(n) => n,
+                    Err(e) if e.is_gone() => {
+                        self.gone(i, e.to_string());
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "recv failed");
+                        self.ready[i] = false;
+                        continue;
+                    }
+                };
+                if n < batch.capacity() {
+                    self.ready[i] = false;
+                }
+                let now = self.clock.now();
+                let ingress = PortId(i as u32);
+                for k in 0..n {
+                    let Some(buf) = batch.get_mut(k) else { break };
+                    let vnet = buf.vnet();
+                    let meta = RxMeta { gso: vnet.is_gso() };
+                    let len = buf.len();
+                    let v = process(&snap, ingress, buf.frame(), meta, now, &mut fx);
+                    if let Some(c) = snap.counters.get(i) {
+                        c.rx(len);
+                        c.verdict(&v, &fx);
+                    }
+                    if let Some(l) = &fx.learn {
+                        snap.fdb.learn(l, now);
+                    }
+                    if let Some(signal) = fx.vip {
+                        let _ = self.tx.try_send(ToControl::Vip { signal, at: now });
+                    }
+                    if let Some(advert) = fx.vrrp {
+                        let _ = self.tx.try_send(ToControl::Vrrp { advert, at: now });
+                    }
+                    match v {
+                        Verdict::Forward { port, rewrite_dst } => {
+                            if let Some(m) = rewrite_dst {
+                                if let Some(d) = buf.frame_mut().get_mut(..6) {
+                                    d.copy_from_slice(&m.0);
+                                }
+                            }
+                            send_to(
+                                &mut self.devs,
+                                &mut self.gone_on_send,
+                                &snap,
+                                port,
+                                buf.frame(),
+                                &vnet,
+                            );
+                        }
+                        Verdict::Flood => {
+                            let set = fx.flood;
+                            for p in set.iter() {
+                                send_to(
+                                    &mut self.devs,
+                                    &mut self.gone_on_send,
+                                    &snap,
+                                    p,
+                                    buf.frame(),
+                                    &vnet,
+                                );
+                            }
+                        }
+                        Verdict::Answered => {
+                            if let Some(r) = fx.reply {
+                                send_to(
+                                    &mut self.devs,
+                                    &mut self.gone_on_send,
+                                    &snap,
+                                    ingress,
+                                    r.as_bytes(),
+                                    &VnetHdr::default(),
+                                );
+                            }
+                        }
+                        Verdict::Drop(_) | Verdict::ToSwitch => {}
+                    }
+                }
+            }
+            if !self.gone_on_send.is_empty() {
+                let g = std::mem::take(&mut self.gone_on_send);
+                for j in g {
+                    self.gone(j.index(), "send reported the device gone".into());
+                }
+            }
+            self.check_suspects();
+            if self.last_presence_check.elapsed() >= Duration::from_secs(1) {
+                self.last_presence_check = Instant::now();
+                for j in 0..self.devs.len() {
+                    if self.devs[j].as_ref().is_some_and(|d| !d.is_present()) {
+                        self.gone(j, "interface no longer present".into());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline]
+fn send_to(
+    devs: &mut [Option<Box<dyn Port>>],
+    gone: &mut Vec<PortId>,
+    snap: &Snapshot,
+    port: PortId,
+    frame: &[u8],
+    vnet: &VnetHdr,
+) {
+    let Some(Some(d)) = devs.get_mut(port.index()) else {
+        return;
+    };
+    let r = d.send(frame, vnet);
+    if let Some(c) = snap.counters.get(port.index()) {
+        match r {
+            Ok(()) => c.tx(frame.len()),
+            Err(PortError::LinkDown) => c.count_drop(DropReason::PortDown),
+            Err(e) => {
+                c.count_drop(DropReason::TxError);
+                if e.is_gone() && !gone.contains(&port) {
+                    gone.push(port);
+                }
+            }
+        }
+    }
+}
