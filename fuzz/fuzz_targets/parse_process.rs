@@ -6,8 +6,9 @@
 //! 2. `process` on a fixed 3-port switch (one active-passive and one active-active VIP,
 //!    built once), from each of the 3 ingress ports, checking the verdict's invariants;
 //! 3. the effects are applied (`Switch::apply`) to a fresh copy of that switch and the
-//!    frame is processed again on the resulting snapshot, so learning, claims and hijack
-//!    reports are exercised too. The fresh copy keeps every run independent of earlier
+//!    frame is run again on the resulting snapshot through the daemon's forwarding step
+//!    (`forward::step`: counters, learning, signals, sends), its signals applied, so
+//!    learning, claims and hijack reports are exercised too. The fresh copy keeps every run independent of earlier
 //!    inputs, so a crash reproduces from its input alone.
 //!
 //! Addresses match the scenario fixtures (vm1..vm3 = 02:00:00:00:00:0N, 10.0.0.N, fd00::N,
@@ -24,10 +25,34 @@ use libfuzzer_sys::fuzz_target;
 use vip_table::{PortId, Timestamp};
 use vswitch::config::Config;
 use vswitch::control::Switch;
+use vswitch::forward::{step, Output, Signal};
 use vswitch::pipeline::{process, DropReason, Effects, RxMeta, Snapshot, Verdict};
+use vswitch::port::{PortError, VnetHdr};
 use vswitch::wire;
 
 const PORTS: u32 = 3;
+
+/// Sends checked and dropped, signals kept for the control state.
+#[derive(Default)]
+struct Recorder {
+    signals: Vec<Signal>,
+}
+
+impl Output for Recorder {
+    fn send(
+        &mut self,
+        port: PortId,
+        frame: &[u8],
+        _vnet: &VnetHdr,
+    ) -> Option<Result<(), PortError>> {
+        assert!(port.0 < PORTS, "send to unknown port {port:?}");
+        assert!(!frame.is_empty(), "empty frame sent");
+        Some(Ok(()))
+    }
+    fn signal(&mut self, signal: Signal, _at: Timestamp) {
+        self.signals.push(signal);
+    }
+}
 
 const CONFIG: &str = r#"
 [switch]
@@ -137,7 +162,10 @@ fn check(
         }
         Verdict::ToSwitch => {
             assert!(
-                matches!(fx.vip, Some(vswitch::pipeline::VipSignal::ProbeAnswer { .. })),
+                matches!(
+                    fx.vip,
+                    Some(vswitch::pipeline::VipSignal::ProbeAnswer { .. })
+                ),
                 "consumed by the switch without being a discovery answer: {:?}",
                 fx.vip
             );
@@ -180,10 +208,29 @@ fuzz_target!(|data: &[u8]| {
     let snap = sw.snapshot();
     let later = now + std::time::Duration::from_secs(1);
     for i in 0..PORTS {
+        // the daemon's own forwarding step (counters, learning, signals, sends)
         let ingress = PortId(i);
         let mut fx = Effects::default();
-        let v = process(&snap, ingress, data, RxMeta::default(), later, &mut fx);
+        let mut frame = data.to_vec();
+        let mut rec = Recorder::default();
+        let v = step(
+            &snap,
+            ingress,
+            &mut frame,
+            &VnetHdr::default(),
+            later,
+            &mut fx,
+            &mut rec,
+        );
         check(ingress, &parsed, v, &fx);
+        assert_eq!(
+            frame.len(),
+            data.len(),
+            "the step changed the frame's length"
+        );
+        for sig in rec.signals {
+            sw.signal(sig, later, &mut out);
+        }
     }
     for o in &out {
         assert!(o.port.0 < PORTS);

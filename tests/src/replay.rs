@@ -21,10 +21,33 @@ use std::path::{Path, PathBuf};
 use vip_table::{PortId, Timestamp};
 use vswitch::config::Config;
 use vswitch::control::{Outbound, Switch};
-use vswitch::pipeline::{process, DropReason, Effects, RxMeta, Verdict};
+use vswitch::forward::{step, Output, Signal};
+use vswitch::pipeline::{DropReason, Effects, Verdict};
+use vswitch::port::{PortError, VnetHdr};
 
 use crate::describe::describe;
 use crate::pcap;
+
+/// The replay's side of a forwarding step: every send succeeds (the transcript shows the
+/// verdict), signals are kept for the control state.
+#[derive(Default)]
+struct Recorder {
+    signals: Vec<Signal>,
+}
+
+impl Output for Recorder {
+    fn send(
+        &mut self,
+        _port: PortId,
+        _frame: &[u8],
+        _vnet: &VnetHdr,
+    ) -> Option<Result<(), PortError>> {
+        Some(Ok(()))
+    }
+    fn signal(&mut self, signal: Signal, _at: Timestamp) {
+        self.signals.push(signal);
+    }
+}
 
 /// One input of the replay.
 #[derive(Debug)]
@@ -160,11 +183,18 @@ pub fn run(dir: &Path) -> Result<String, String> {
         match input {
             Input::Frame { port, index, data } => {
                 let snap = sw.snapshot();
-                let v = process(&snap, port, &data, RxMeta::default(), now, &mut fx);
-                if let Some(c) = sw.counters(port) {
-                    c.rx(data.len());
-                    c.verdict(&v, &fx);
-                }
+                // the daemon's own forwarding step: counters, learning, signals, sends
+                let mut frame = data.clone();
+                let mut rec = Recorder::default();
+                let v = step(
+                    &snap,
+                    port,
+                    &mut frame,
+                    &VnetHdr::default(),
+                    now,
+                    &mut fx,
+                    &mut rec,
+                );
                 let _ = writeln!(
                     out,
                     "[{}] {} #{index}: {}",
@@ -174,9 +204,6 @@ pub fn run(dir: &Path) -> Result<String, String> {
                 );
                 let verdict = match v {
                     Verdict::Forward { port, rewrite_dst } => {
-                        if let Some(c) = sw.counters(port) {
-                            c.tx(data.len());
-                        }
                         let unowned = if fx.vip_no_owner {
                             " (the VIP has no owner: delivered to the candidate its MAC names)"
                         } else {
@@ -192,19 +219,8 @@ pub fn run(dir: &Path) -> Result<String, String> {
                             None => format!("forward {}{unowned}", sw.port_name(port)),
                         }
                     }
-                    Verdict::Flood => {
-                        let set = fx.flood;
-                        for p in set.iter() {
-                            if let Some(c) = sw.counters(p) {
-                                c.tx(data.len());
-                            }
-                        }
-                        format!("flood {}", fmt_ports(&sw, set.iter()))
-                    }
+                    Verdict::Flood => format!("flood {}", fmt_ports(&sw, fx.flood.iter())),
                     Verdict::Answered => {
-                        if let (Some(c), Some(r)) = (sw.counters(port), fx.reply) {
-                            c.tx(r.as_bytes().len());
-                        }
                         let r = fx.reply.map(|r| describe(r.as_bytes())).unwrap_or_default();
                         format!("answered by the switch: {r}")
                     }
@@ -232,7 +248,9 @@ pub fn run(dir: &Path) -> Result<String, String> {
                         );
                     }
                 }
-                sw.apply(&fx, now, &mut ob);
+                for sig in rec.signals {
+                    sw.signal(sig, now, &mut ob);
+                }
                 render_events(&mut sw, &mut out);
                 render_outbound(&sw, &mut ob, &mut out);
             }

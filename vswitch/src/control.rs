@@ -648,6 +648,30 @@ impl Switch {
         }
     }
 
+    /// A signal from the datapath's forwarding step ([`crate::forward::step`]): a VIP
+    /// claim, hijack or discovery answer, or a candidate's VRRP advert. Returns true if a new
+    /// snapshot was published.
+    pub fn signal(
+        &mut self,
+        s: crate::forward::Signal,
+        now: Timestamp,
+        out: &mut Vec<Outbound>,
+    ) -> bool {
+        match s {
+            crate::forward::Signal::Vip(v) => {
+                let fx = Effects {
+                    vip: Some(v),
+                    ..Default::default()
+                };
+                self.apply(&fx, now, out)
+            }
+            crate::forward::Signal::Vrrp(a) => {
+                self.record_vrrp(a.port, &a.frame, now);
+                false
+            }
+        }
+    }
+
     /// Apply the effects of one processed frame. Returns true if a new snapshot was
     /// published.
     pub fn apply(&mut self, fx: &Effects, now: Timestamp, out: &mut Vec<Outbound>) -> bool {

@@ -22,6 +22,7 @@ pub mod counters;
 pub mod datapath;
 pub mod discovery;
 pub mod fdb;
+pub mod forward;
 pub mod frames;
 pub mod metrics;
 pub mod pipeline;

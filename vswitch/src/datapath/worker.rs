@@ -9,10 +9,11 @@ use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use vip_table::PortId;
+use vip_table::{PortId, Timestamp};
 
+use crate::forward;
 use crate::frames::SmallFrame;
-use crate::pipeline::{process, DropReason, Effects, RxMeta, Snapshot, Verdict};
+use crate::pipeline::{Effects, Snapshot};
 use crate::port::{Batch, Port, PortError, VnetHdr};
 
 use super::{Clock, ToControl, ToWorker, BATCH, WAKE};
@@ -199,18 +200,12 @@ impl Worker {
 
     fn send_small(&mut self, port: PortId, f: &SmallFrame) {
         let snap = self.snap.load();
-        let hdr = VnetHdr::default();
-        let res = match self.devs.get_mut(port.index()).and_then(|d| d.as_mut()) {
-            Some(d) => d.send(f.as_bytes(), &hdr),
-            None => return,
+        let mut out = WorkerOut {
+            devs: &mut self.devs,
+            gone: &mut self.gone_on_send,
+            tx: &self.tx,
         };
-        if let Some(c) = snap.counters.get(port.index()) {
-            match res {
-                Ok(()) => c.tx(f.as_bytes().len()),
-                Err(PortError::LinkDown) => c.count_drop(DropReason::PortDown),
-                Err(_) => c.count_drop(DropReason::TxError),
-            }
-        }
+        forward::send_counted(&snap, &mut out, port, f.as_bytes(), &VnetHdr::default());
     }
 
     pub(super) fn run(mut self, stop: &AtomicBool) {
@@ -281,68 +276,23 @@ impl Worker {
                 }
                 let now = self.clock.now();
                 let ingress = PortId(i as u32);
+                let mut out = WorkerOut {
+                    devs: &mut self.devs,
+                    gone: &mut self.gone_on_send,
+                    tx: &self.tx,
+                };
                 for k in 0..n {
                     let Some(buf) = batch.get_mut(k) else { break };
                     let vnet = buf.vnet();
-                    let meta = RxMeta { gso: vnet.is_gso() };
-                    let len = buf.len();
-                    let v = process(&snap, ingress, buf.frame(), meta, now, &mut fx);
-                    if let Some(c) = snap.counters.get(i) {
-                        c.rx(len);
-                        c.verdict(&v, &fx);
-                    }
-                    if let Some(l) = &fx.learn {
-                        snap.fdb.learn(l, now);
-                    }
-                    if let Some(signal) = fx.vip {
-                        let _ = self.tx.try_send(ToControl::Vip { signal, at: now });
-                    }
-                    if let Some(advert) = fx.vrrp {
-                        let _ = self.tx.try_send(ToControl::Vrrp { advert, at: now });
-                    }
-                    match v {
-                        Verdict::Forward { port, rewrite_dst } => {
-                            if let Some(m) = rewrite_dst {
-                                if let Some(d) = buf.frame_mut().get_mut(..6) {
-                                    d.copy_from_slice(&m.0);
-                                }
-                            }
-                            send_to(
-                                &mut self.devs,
-                                &mut self.gone_on_send,
-                                &snap,
-                                port,
-                                buf.frame(),
-                                &vnet,
-                            );
-                        }
-                        Verdict::Flood => {
-                            let set = fx.flood;
-                            for p in set.iter() {
-                                send_to(
-                                    &mut self.devs,
-                                    &mut self.gone_on_send,
-                                    &snap,
-                                    p,
-                                    buf.frame(),
-                                    &vnet,
-                                );
-                            }
-                        }
-                        Verdict::Answered => {
-                            if let Some(r) = fx.reply {
-                                send_to(
-                                    &mut self.devs,
-                                    &mut self.gone_on_send,
-                                    &snap,
-                                    ingress,
-                                    r.as_bytes(),
-                                    &VnetHdr::default(),
-                                );
-                            }
-                        }
-                        Verdict::Drop(_) | Verdict::ToSwitch => {}
-                    }
+                    forward::step(
+                        &snap,
+                        ingress,
+                        buf.frame_mut(),
+                        &vnet,
+                        now,
+                        &mut fx,
+                        &mut out,
+                    );
                 }
             }
             if !self.gone_on_send.is_empty() {
@@ -364,29 +314,41 @@ impl Worker {
     }
 }
 
-#[inline]
-fn send_to(
-    devs: &mut [Option<Box<dyn Port>>],
-    gone: &mut Vec<PortId>,
-    snap: &Snapshot,
-    port: PortId,
-    frame: &[u8],
-    vnet: &VnetHdr,
-) {
-    let Some(Some(d)) = devs.get_mut(port.index()) else {
-        return;
-    };
-    let r = d.send(frame, vnet);
-    if let Some(c) = snap.counters.get(port.index()) {
-        match r {
-            Ok(()) => c.tx(frame.len()),
-            Err(PortError::LinkDown) => c.count_drop(DropReason::PortDown),
-            Err(e) => {
-                c.count_drop(DropReason::TxError);
-                if e.is_gone() && !gone.contains(&port) {
-                    gone.push(port);
-                }
+/// The worker's side of a forwarding step: the real devices, and the channel to the
+/// control thread.
+struct WorkerOut<'a> {
+    devs: &'a mut [Option<Box<dyn Port>>],
+    /// Ports whose device a send found gone (handled after the round).
+    gone: &'a mut Vec<PortId>,
+    tx: &'a Sender<ToControl>,
+}
+
+impl forward::Output for WorkerOut<'_> {
+    #[inline]
+    fn send(
+        &mut self,
+        port: PortId,
+        frame: &[u8],
+        vnet: &VnetHdr,
+    ) -> Option<Result<(), PortError>> {
+        let Some(Some(d)) = self.devs.get_mut(port.index()) else {
+            return None;
+        };
+        let r = d.send(frame, vnet);
+        if let Err(e) = &r {
+            if e.is_gone() && !self.gone.contains(&port) {
+                self.gone.push(port);
             }
         }
+        Some(r)
+    }
+
+    #[inline]
+    fn signal(&mut self, signal: forward::Signal, at: Timestamp) {
+        // a full queue drops the signal rather than stall the datapath
+        let _ = self.tx.try_send(match signal {
+            forward::Signal::Vip(signal) => ToControl::Vip { signal, at },
+            forward::Signal::Vrrp(advert) => ToControl::Vrrp { advert, at },
+        });
     }
 }

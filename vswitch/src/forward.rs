@@ -1,0 +1,115 @@
+//! The forwarding step: one received frame in; counters, learning, control-plane signals and
+//! sends out. The one copy of the per-frame glue around [`process`], called by the
+//! daemon's worker, the golden replay and the fuzz target alike.
+//!
+//! Contract:
+//! - [`step`] runs [`process`] on the frame, then applies the verdict and its effects in
+//!   this order: counts the frame on the ingress port (`rx`, the verdict's drop or answer,
+//!   `vip_no_owner`), learns into the snapshot's FDB, hands VIP signals and VRRP adverts to
+//!   [`Output::signal`], rewrites the destination MAC (VIP steering) in place, and sends:
+//!   one port for a forward, every port of the flood set, the reply frame back out of the
+//!   ingress port for an answer. Every send is counted on its egress port: `tx` on success,
+//!   `port_down` when the link is down, `tx_error` otherwise;
+//! - it does no I/O itself: sends and signals go through the caller's [`Output`] (real
+//!   devices and a channel to the control thread in the worker; a recorder in the replay and
+//!   the fuzz target). It takes time as an argument, allocates nothing and never panics;
+//! - frames keep their virtio-net header (`vnet`): GSO super-frames and partial checksums
+//!   pass through unchanged; a frame the switch generated goes with an empty one.
+
+use vip_table::{PortId, Timestamp};
+
+use crate::pipeline::{
+    process, DropReason, Effects, RxMeta, Snapshot, Verdict, VipSignal, VrrpAdvert,
+};
+use crate::port::{PortError, VnetHdr};
+
+/// Something the control plane must hear about from the datapath.
+#[derive(Clone, Copy, Debug)]
+pub enum Signal {
+    /// A VIP claim, hijack attempt or discovery answer.
+    Vip(VipSignal),
+    /// A VIP candidate's VRRP advert (kept to resign for a crashed master).
+    Vrrp(VrrpAdvert),
+}
+
+/// Where a step's sends and signals go.
+pub trait Output {
+    /// Send `frame` out of `port`. The step counts the result on `port`; `None`: no device
+    /// is behind the port right now (it just vanished): nothing sent, nothing counted.
+    fn send(&mut self, port: PortId, frame: &[u8], vnet: &VnetHdr)
+        -> Option<Result<(), PortError>>;
+    /// Hand a signal to the control plane (`at`: when the frame arrived).
+    fn signal(&mut self, signal: Signal, at: Timestamp);
+}
+
+/// Process `frame` (received on `ingress` with header `vnet` at `now`) and apply the
+/// outcome; returns the verdict (the effects are left in `fx` for callers that describe
+/// them).
+pub fn step(
+    snap: &Snapshot,
+    ingress: PortId,
+    frame: &mut [u8],
+    vnet: &VnetHdr,
+    now: Timestamp,
+    fx: &mut Effects,
+    out: &mut impl Output,
+) -> Verdict {
+    let meta = RxMeta { gso: vnet.is_gso() };
+    let v = process(snap, ingress, frame, meta, now, fx);
+    if let Some(c) = snap.counters.get(ingress.index()) {
+        c.rx(frame.len());
+        c.verdict(&v, fx);
+    }
+    if let Some(l) = &fx.learn {
+        snap.fdb.learn(l, now);
+    }
+    if let Some(s) = fx.vip {
+        out.signal(Signal::Vip(s), now);
+    }
+    if let Some(a) = fx.vrrp {
+        out.signal(Signal::Vrrp(a), now);
+    }
+    match v {
+        Verdict::Forward { port, rewrite_dst } => {
+            if let Some(m) = rewrite_dst {
+                if let Some(d) = frame.get_mut(..6) {
+                    d.copy_from_slice(&m.0);
+                }
+            }
+            send_counted(snap, out, port, frame, vnet);
+        }
+        Verdict::Flood => {
+            for p in fx.flood.iter() {
+                send_counted(snap, out, p, frame, vnet);
+            }
+        }
+        Verdict::Answered => {
+            if let Some(r) = fx.reply {
+                send_counted(snap, out, ingress, r.as_bytes(), &VnetHdr::default());
+            }
+        }
+        Verdict::Drop(_) | Verdict::ToSwitch => {}
+    }
+    v
+}
+
+/// Send through `out` and count the result on the egress port.
+#[inline]
+pub fn send_counted(
+    snap: &Snapshot,
+    out: &mut impl Output,
+    port: PortId,
+    frame: &[u8],
+    vnet: &VnetHdr,
+) {
+    let Some(r) = out.send(port, frame, vnet) else {
+        return;
+    };
+    if let Some(c) = snap.counters.get(port.index()) {
+        match r {
+            Ok(()) => c.tx(frame.len()),
+            Err(PortError::LinkDown) => c.count_drop(DropReason::PortDown),
+            Err(_) => c.count_drop(DropReason::TxError),
+        }
+    }
+}
