@@ -2688,3 +2688,70 @@ impl Proc<'_> {
         signal(pid, libc::SIGKILL);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Crash and restart of the switch (soak test)
+// ---------------------------------------------------------------------------------------
+
+impl Lab {
+    /// A crash of the switch: SIGKILL (it is our child) and reap it. Its taps vanish with
+    /// it, the moved ones inside the VMs included. Returns the PID it had.
+    pub fn kill_switch(&self) -> Option<u32> {
+        let child = self.st().switch.take();
+        child.map(|mut c| {
+            let pid = c.id();
+            signal(pid, libc::SIGKILL);
+            let _ = c.wait();
+            pid
+        })
+    }
+
+    /// Starts the switch again after [`Lab::kill_switch`] (or [`Lab::stop_switch`]): the
+    /// previous log is kept as `vswitch.log.<n>` (n = 1, 2, …), the VMs' dead NICs are
+    /// waited out (a tap the lab made itself with `ip tuntap`, which survives the switch, is
+    /// deleted as a VM reboot would), the new taps adopted, and every port awaited up.
+    /// Returns the number the old log got.
+    #[track_caller]
+    pub fn start_switch_again(&self) -> usize {
+        let n = (1..)
+            .find(|n| !self.dir.join(format!("vswitch.log.{n}")).exists())
+            .unwrap_or(1);
+        let _ = fs::rename(&self.log_path, self.dir.join(format!("vswitch.log.{n}")));
+        let vms = self.vms();
+        for vm in vms.iter().filter(|v| v.backend == Backend::Tap) {
+            // The switch's own taps go with it at once; what is still there after a
+            // moment is a persistent tap (the lab's `ip tuntap add`).
+            let gone = || !self.vm_has_dev(vm);
+            if wait_until(Duration::from_millis(300), gone).is_none() {
+                let _ = in_ns(&vm.ns, &["ip", "link", "del", &vm.dev], CMD_TIMEOUT);
+            }
+        }
+        self.start_switch();
+        for vm in vms.iter().filter(|v| v.backend == Backend::Tap) {
+            self.adopt_tap(vm);
+        }
+        for vm in &vms {
+            self.wait_port_up(&vm.name, Duration::from_secs(5));
+        }
+        n
+    }
+
+    /// Whether the VM's NIC ([`VM_DEV`]) exists in its namespace.
+    pub fn vm_has_dev(&self, vm: &Vm) -> bool {
+        in_ns(&vm.ns, &["ip", "link", "show", &vm.dev], CMD_TIMEOUT).ok()
+    }
+
+    /// Every switch log of this lab: the kept ones (`vswitch.log.<n>`), then the current.
+    pub fn all_logs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let p = self.dir.join(format!("vswitch.log.{n}"));
+            match fs::read_to_string(&p) {
+                Ok(t) => out.push((p.to_string_lossy().into_owned(), t)),
+                Err(_) => break,
+            }
+        }
+        out.push((self.log_path.to_string_lossy().into_owned(), self.log()));
+        out
+    }
+}
