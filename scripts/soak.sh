@@ -7,7 +7,7 @@
 #
 #   sudo scripts/soak.sh [--duration 600] [--kill-every 60] [--flap-every 2]
 #                        [--reload-every 5] [--tap-every 10] [--tap-down 2]
-#                        [--tcp-rate 200M] [--udp-pps 2000] [--hz 100] [--settle 15]
+#                        [--tcp-rate 100M] [--udp-pps 1000] [--hz 100] [--settle 15]
 #                        [--vip-check strict|repair|skip] [--out DIR] [--plot PNG]
 #
 # Defaults: 10 minutes, kill -9 every 60 s, outputs in target/tmp/soak/ (samples.csv,

@@ -109,8 +109,8 @@ impl Params {
         Params {
             duration: 600.0,
             kill_every: 60.0,
-            tcp_rate: "200M".into(),
-            udp_pps: 2000,
+            tcp_rate: "100M".into(),
+            udp_pps: 1000,
             out: Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak"),
             ..Params::ci()
         }
@@ -367,7 +367,7 @@ impl<'l> Ka<'l> {
             self.vip
         ));
         format!(
-            "global_defs {{\n    router_id {}\n}}\n\nvrrp_instance VI_1 {{\n{}\n}}\n",
+            "global_defs {{\n    router_id {}\n    dynamic_interfaces\n}}\n\nvrrp_instance VI_1 {{\n{}\n}}\n",
             self.vm.name,
             inst.iter()
                 .map(|l| format!("    {l}"))
@@ -779,6 +779,29 @@ impl<'l> World<'l> {
             // Keep the soak going so the rest still gets measured.
             self.kill_restart("restart");
         }
+        // keepalived must survive everything the soak does to its VM (with
+        // `dynamic_interfaces` it does: without it, one started while the VM's NIC is
+        // gone exits for good with "Non-existent interface specified in configuration").
+        for i in 0..self.kas.len() {
+            if self.kas[i].state().as_deref() == Some("DEAD") {
+                let name = self.kas[i].vm.name.clone();
+                let tail = self.kas[i]
+                    .proc
+                    .as_ref()
+                    .map(|p| p.output())
+                    .unwrap_or_default();
+                let tail: Vec<&str> = tail.lines().rev().take(3).collect();
+                let lab = self.lab;
+                self.record("ka-dead", &name, |w| {
+                    w.kas[i].proc = None;
+                    w.kas[i].start(lab);
+                    Err(format!(
+                        "keepalived in {name} had exited (started again): {}",
+                        tail.join(" | ")
+                    ))
+                });
+            }
+        }
     }
 }
 
@@ -956,14 +979,16 @@ fn flat_failures(what: &str, lv: &[Level]) -> (Vec<String>, f64) {
 fn attribute(events: &[Event], vip: &str, cands: &[&str], t: f64) -> (String, String, f64) {
     events
         .iter()
-        .filter(|e| e.t <= t + 0.2 && t - e.t <= 15.0)
-        .filter(|e| match e.kind {
-            "kill" | "restart" | "final-kill" | "reload" => true,
-            "flap" => e.target == vip,
-            "tap-del" | "tap-add" => cands.contains(&e.target.as_str()),
-            _ => false,
+        .rfind(|e| {
+            e.t <= t + 0.2
+                && t - e.t <= 15.0
+                && match e.kind {
+                    "kill" | "restart" | "final-kill" | "reload" => true,
+                    "flap" => e.target == vip,
+                    "tap-del" | "tap-add" => cands.contains(&e.target.as_str()),
+                    _ => false,
+                }
         })
-        .next_back()
         .map_or(("none".into(), String::new(), f64::NAN), |e| {
             (e.kind.to_string(), e.target.clone(), t - e.t)
         })
@@ -1011,7 +1036,7 @@ fn run_soak(p: Params) {
         return;
     }
     println!("soak parameters: {p:?}");
-    let lab = Lab::new("soak", 241);
+    let lab = Lab::new("soak", 246);
     for i in 1..=8 {
         lab.add_vm(VmSpec::new(&format!("vm{i}"), Backend::Tap).no_ipv6());
     }
@@ -1302,7 +1327,7 @@ fn run_soak(p: Params) {
             let wrong: Vec<String> = check
                 .iter()
                 .filter(|c| {
-                    c["expected"].as_str().map_or(true, |e| {
+                    c["expected"].as_str().is_none_or(|e| {
                         c["switch_owners"].as_array().map(Vec::len) != Some(1)
                             || c["switch_owners"][0].as_str() != Some(e)
                     })
@@ -1560,11 +1585,11 @@ fn fault_counts(w: &World<'_>) -> BTreeMap<String, (u64, u64)> {
     m
 }
 
+/// (time, kind, outage per VIP in s, restart ms).
+type RestartRow = (f64, &'static str, Vec<(String, f64)>, f64);
+
 /// Per kill: the outage each VIP saw after it (seconds; 0 if none).
-fn per_restart(
-    w: &World<'_>,
-    outages: &[Outage],
-) -> Vec<(f64, &'static str, Vec<(String, f64)>, f64)> {
+fn per_restart(w: &World<'_>, outages: &[Outage]) -> Vec<RestartRow> {
     w.events
         .iter()
         .filter(|e| matches!(e.kind, "kill" | "final-kill" | "restart"))
