@@ -68,9 +68,17 @@ def main():
     ax_rss.set_ylabel("VmRSS (MiB)")
     ax_fd.set_ylabel("open fds")
     rss_all = [int(s["rss_kb"]) / 1024 for s in samples] or [0]
-    ax_rss.set_ylim(0, max(rss_all) * 1.25)
+    ax_rss.set_ylim(min(rss_all) * 0.85, max(rss_all) * 1.1)
     fd_all = [int(s["fds"]) for s in samples] or [0]
     ax_fd.set_ylim(0, max(fd_all) + 4)
+    # The +-5 % band around the reference level (the first incarnation after the warm-up).
+    for ax, key, scale in ((ax_rss, "rss_kb", 1024.0), (ax_fd, "fds", 1.0)):
+        ref = [l["level"] for l in summary.get(key, []) if l["incarnation"] >= 1]
+        if ref:
+            r = ref[0] / scale
+            ax.axhspan(r * 0.95, r * 1.05, color="tab:green", alpha=0.12, lw=0,
+                       label="reference level +-5 %")
+            ax.legend(loc="lower right", fontsize=8, frameon=False)
 
     vips = sorted({o["vip"] for o in outages} | {"va", "vb", "vc"})
     seen = set()
