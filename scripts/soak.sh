@@ -7,7 +7,7 @@
 #
 #   sudo scripts/soak.sh [--duration 600] [--kill-every 60] [--flap-every 2]
 #                        [--reload-every 5] [--tap-every 10] [--tap-down 2]
-#                        [--tcp-rate 100M] [--udp-pps 1000] [--hz 100] [--settle 15]
+#                        [--tcp-rate 100M] [--udp-pps 1000] [--hz 100] [--settle 15] [--steady-from S]
 #                        [--vip-check strict|repair|skip] [--out DIR] [--plot PNG]
 #
 # Defaults: 10 minutes, kill -9 every 60 s, outputs in target/tmp/soak/ (samples.csv,
@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --plot) plot="$2"; shift 2 ;;
         --out) out="$(realpath -m "$2")"; shift 2 ;;
-        --duration|--kill-every|--flap-every|--reload-every|--tap-every|--tap-down|--tcp-rate|--udp-pps|--hz|--settle|--vip-check)
+        --duration|--kill-every|--flap-every|--reload-every|--tap-every|--tap-down|--tcp-rate|--udp-pps|--hz|--settle|--steady-from|--vip-check)
             [ $# -ge 2 ] || { echo "$1 needs a value" >&2; exit 2; }
             args+=("$1" "$2"); shift 2 ;;
         -h|--help) sed -n '2,17p' "$0"; exit 0 ;;

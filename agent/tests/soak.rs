@@ -20,10 +20,10 @@
 //!   restart, then the ownership check.
 //! - Samples every second: the switch's VmRSS and open fds. Flatness rule: the first
 //!   incarnation (up to the first restart) is the warm-up; in every later incarnation the
-//!   samples from `max(3 s, 25 % of --kill-every)` of age on are its steady state; its
-//!   level (median) must be within ±5 % of the first steady incarnation's, and within the
-//!   incarnation the median of the last third of the steady samples within ±5 % of the
-//!   first third's (no growth within a lifetime).
+//!   samples from `max(3 s, 25 % of --kill-every)` of age on (`--steady-from`) are its
+//!   steady state; its level (median) must be within ±5 % of the first steady
+//!   incarnation's, and within the incarnation the median of the last third of the steady
+//!   samples within ±5 % of the first third's (no growth within a lifetime).
 //!
 //! `soak_ci` (in `cargo test`, as root) runs 60 s with a kill every 20 s. `soak` is the
 //! long run (ignored; `scripts/soak.sh --duration 600` runs it with flags passed in
@@ -83,6 +83,9 @@ struct Params {
     udp_pps: u32,
     hz: u32,
     settle: f64,
+    /// Age from which an incarnation's samples are its steady state (default
+    /// `max(3 s, 25 % of kill_every)`).
+    steady_from: Option<f64>,
     vip_check: VipCheck,
     out: PathBuf,
 }
@@ -100,6 +103,7 @@ impl Params {
             udp_pps: 1000,
             hz: 100,
             settle: 15.0,
+            steady_from: None,
             vip_check: VipCheck::Strict,
             out: Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak-ci"),
         }
@@ -114,6 +118,11 @@ impl Params {
             out: Path::new(env!("CARGO_TARGET_TMPDIR")).join("soak"),
             ..Params::ci()
         }
+    }
+
+    fn steady_age(&self) -> f64 {
+        self.steady_from
+            .unwrap_or_else(|| 3.0_f64.max(0.25 * self.kill_every))
     }
 
     /// `--flag value` pairs over the defaults.
@@ -138,6 +147,7 @@ impl Params {
                 "--tap-every" => self.tap_every = num()?,
                 "--tap-down" => self.tap_down = num()?,
                 "--settle" => self.settle = num()?,
+                "--steady-from" => self.steady_from = Some(num()?),
                 "--tcp-rate" => self.tcp_rate = v.to_string(),
                 "--udp-pps" => {
                     self.udp_pps = v.parse().map_err(|_| format!("{k}: not a count: {v:?}"))?
@@ -154,6 +164,9 @@ impl Params {
                 }
                 _ => return Err(format!("unknown flag {k}")),
             }
+        }
+        if self.steady_age() >= self.kill_every {
+            return Err("--steady-from must be less than --kill-every".into());
         }
         if self.tap_down >= self.tap_every {
             return Err("--tap-down must be shorter than --tap-every".into());
@@ -1431,7 +1444,7 @@ fn run_soak(p: Params) {
             o.cause_lag = lag;
         }
         let samples = samples.lock().expect("lock").clone();
-        let warm = 3.0_f64.max(0.25 * p.kill_every);
+        let warm = p.steady_age();
         let rss = levels(&samples, warm, chaos_end_inc, |s| s.rss_kb as f64);
         let fds = levels(&samples, warm, chaos_end_inc, |s| s.fds as f64);
         let (rss_fail, rss_worst) = flat_failures("RSS", &rss);
@@ -1648,7 +1661,7 @@ fn report(
     for (k, (n, f)) in fault_counts(w) {
         let _ = writeln!(r, "  {k:<16} {n:>4}  {f}");
     }
-    let _ = writeln!(r, "switch RSS (kB) / open fds, steady state per incarnation (age >= {:.0} s; incarnation 0 = warm-up):", 3.0_f64.max(0.25 * p.kill_every));
+    let _ = writeln!(r, "switch RSS (kB) / open fds, steady state per incarnation (age >= {:.0} s; incarnation 0 = warm-up):", p.steady_age());
     for (a, b) in rss.iter().zip(fds) {
         let _ = writeln!(
             r,
@@ -1777,6 +1790,7 @@ fn report_json(
             "duration": p.duration, "kill_every": p.kill_every, "flap_every": p.flap_every,
             "reload_every": p.reload_every, "tap_every": p.tap_every, "tap_down": p.tap_down,
             "tcp_rate": p.tcp_rate, "udp_pps": p.udp_pps, "hz": p.hz, "settle": p.settle,
+            "steady_from": p.steady_age(),
             "vip_check": format!("{:?}", p.vip_check).to_lowercase(),
         },
         "start_unix": t_start,
