@@ -498,9 +498,11 @@ struct World<'l> {
     tap_gone: Vec<Arc<Vm>>,
 }
 
+/// The lab's config with the three VIPs and `mac_aging_secs = aging` in the `[switch]`
+/// table the harness writes (its `state_dir`).
 fn switch_config(lab: &Lab, aging: u32) -> String {
     lab.set_extra_config(&format!(
-        "[switch]\nmac_aging_secs = {aging}\n\n{}\n{}\n{}",
+        "{}\n{}\n{}",
         vip_toml(
             "va",
             "active-passive",
@@ -523,7 +525,11 @@ fn switch_config(lab: &Lab, aging: u32) -> String {
             &["damping_max_moves = 0"]
         ),
     ));
-    lab.render_config()
+    lab.render_config().replacen(
+        "[switch]\n",
+        &format!("[switch]\nmac_aging_secs = {aging}\n"),
+        1,
+    )
 }
 
 impl<'l> World<'l> {
@@ -765,7 +771,8 @@ impl<'l> World<'l> {
                 return Err("the switch was not running before the kill".into());
             }
             w.inc.lock().expect("lock").up = false;
-            let pid = w.lab.kill_switch();
+            let pid = w.lab.switch_pid();
+            w.lab.kill_switch();
             let t = Instant::now();
             w.lab.start_switch_again();
             let pid2 = w.lab.switch_pid();
@@ -1058,6 +1065,8 @@ fn run_soak(p: Params) {
     }
     let configs = [switch_config(&lab, 300), switch_config(&lab, 301)];
     lab.start();
+    // The running config is the harness's own; the file from now on one of ours.
+    lab.write_config_text(&configs[1]);
     let vm = |n: &str| lab.vm(n);
     let addr = |h: u8| lab.ip4(h).to_string();
 
@@ -1110,7 +1119,7 @@ fn run_soak(p: Params) {
         ],
         vc_owner: "vm5".into(),
         configs,
-        // `start` wrote the lab's last extra config: the second one.
+        // The file holds the second one; the first reload applies the first.
         current: 1,
         reload_turn: 0,
         events: Vec::new(),

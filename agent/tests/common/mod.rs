@@ -2694,41 +2694,24 @@ impl Proc<'_> {
 // ---------------------------------------------------------------------------------------
 
 impl Lab {
-    /// A crash of the switch: SIGKILL (it is our child) and reap it. Its taps vanish with
-    /// it, the moved ones inside the VMs included. Returns the PID it had.
-    pub fn kill_switch(&self) -> Option<u32> {
-        let child = self.st().switch.take();
-        child.map(|mut c| {
-            let pid = c.id();
-            signal(pid, libc::SIGKILL);
-            let _ = c.wait();
-            pid
-        })
-    }
-
-    /// Starts the switch again after [`Lab::kill_switch`] (or [`Lab::stop_switch`]): the
-    /// previous log is kept as `vswitch.log.<n>` (n = 1, 2, …), the VMs' dead NICs are
-    /// waited out (a tap the lab made itself with `ip tuntap`, which survives the switch, is
-    /// deleted as a VM reboot would), the new taps adopted, and every port awaited up.
-    /// Returns the number the old log got.
+    /// Starts the switch again after [`Lab::kill_switch`] (or [`Lab::stop_switch`]),
+    /// keeping the previous log as `vswitch.log.<n>` (n = 1, 2, …; [`Lab::restart_switch`]
+    /// keeps only one). The VMs' taps are persistent and the new switch re-attaches them
+    /// where they are; a VM whose tap was deleted while the switch was down gets the new
+    /// one the switch creates, adopted as at start. Waits until every port is up. Returns
+    /// the number the old log got.
     #[track_caller]
     pub fn start_switch_again(&self) -> usize {
         let n = (1..)
             .find(|n| !self.dir.join(format!("vswitch.log.{n}")).exists())
             .unwrap_or(1);
         let _ = fs::rename(&self.log_path, self.dir.join(format!("vswitch.log.{n}")));
+        self.start_switch();
         let vms = self.vms();
         for vm in vms.iter().filter(|v| v.backend == Backend::Tap) {
-            // The switch's own taps go with it at once; what is still there after a
-            // moment is a persistent tap (the lab's `ip tuntap add`).
-            let gone = || !self.vm_has_dev(vm);
-            if wait_until(Duration::from_millis(300), gone).is_none() {
-                let _ = in_ns(&vm.ns, &["ip", "link", "del", &vm.dev], CMD_TIMEOUT);
+            if !self.vm_has_dev(vm) {
+                self.adopt_tap(vm);
             }
-        }
-        self.start_switch();
-        for vm in vms.iter().filter(|v| v.backend == Backend::Tap) {
-            self.adopt_tap(vm);
         }
         for vm in &vms {
             self.wait_port_up(&vm.name, Duration::from_secs(5));
