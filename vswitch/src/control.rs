@@ -490,7 +490,7 @@ impl Switch {
             return false;
         };
         let aa = g.mode() == vip_table::VipMode::ActiveActive;
-        let apply = match self.discovery.answer(vip, port, mac, aa) {
+        let apply = match self.discovery.answer(vip, port, mac, aa, now) {
             AnswerAction::Ignore | AnswerAction::Hold => None,
             AnswerAction::Apply => Some(port),
             AnswerAction::SplitBrain { first, keep } => {

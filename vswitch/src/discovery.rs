@@ -22,7 +22,8 @@
 //! - **split brain** (two candidates of an active-passive group answer in the same round):
 //!   the owner from before that round keeps the group if it answered, otherwise the first to
 //!   answer does. It is logged (`vip_split_brain`), and while it lasts answers move nothing;
-//!   the rounds go on until one has a single answer, which then owns the group (keepalived
+//!   the rounds go on (at most [`SPLIT_MAX_RETRY`] apart) until one has a single answer,
+//!   which then owns the group (keepalived
 //!   resolves its own split brain within an advert interval: the lower priority steps down
 //!   and removes the address);
 //! - a claim (GARP / unsolicited NA) from a candidate ends the discovery of its group: it is
@@ -46,6 +47,10 @@ pub const SWITCH_MAC: MacAddr = MacAddr([0x02, 0x76, 0x73, 0x77, 0x00, 0x01]);
 pub const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// The longest delay between rounds.
 pub const MAX_RETRY: Duration = Duration::from_secs(30);
+/// The longest delay between rounds while a split brain lasts: keepalived resolves its
+/// own within an advert interval or so, and until the next round the group stays with the
+/// holder the split-brain rule chose, which may be the one keepalived demotes.
+pub const SPLIT_MAX_RETRY: Duration = Duration::from_secs(1);
 /// Unanswered rounds after which a group that has an owner keeps it and stops asking.
 pub const ROUNDS_WITH_OWNER: u32 = 4;
 
@@ -244,7 +249,8 @@ impl Discovery {
         p.answered.clear();
         p.owner_at_round = owner;
         p.next = now + p.interval;
-        p.interval = (p.interval * 2).min(MAX_RETRY);
+        let cap = if p.split { SPLIT_MAX_RETRY } else { MAX_RETRY };
+        p.interval = (p.interval * 2).min(cap);
         RoundAction::Probe
     }
 
@@ -255,6 +261,7 @@ impl Discovery {
         port: PortId,
         mac: MacAddr,
         active_active: bool,
+        now: Timestamp,
     ) -> AnswerAction {
         let Some(p) = self.probes.get_mut(&id) else {
             return AnswerAction::Ignore;
@@ -273,6 +280,9 @@ impl Discovery {
         }
         if p.answered.len() == 2 && !p.split {
             p.split = true;
+            // ask again soon: the split brain may end any moment
+            p.interval = FIRST_RETRY;
+            p.next = p.next.min(now + FIRST_RETRY);
             let keep = p
                 .owner_at_round
                 .filter(|o| p.answered.iter().any(|(q, _)| q == o));
@@ -359,9 +369,9 @@ mod tests {
         let mut d = Discovery::default();
         d.start(G, ms(0));
         assert_eq!(d.round(G, None, false, ms(0)), RoundAction::Probe);
-        assert_eq!(d.answer(G, PortId(1), M, false), AnswerAction::Apply);
+        assert_eq!(d.answer(G, PortId(1), M, false, ms(0)), AnswerAction::Apply);
         assert_eq!(
-            d.answer(G, PortId(1), M, false),
+            d.answer(G, PortId(1), M, false, ms(0)),
             AnswerAction::Apply,
             "its v6 answer"
         );
@@ -389,9 +399,9 @@ mod tests {
             d.round(G, Some(PortId(1)), false, ms(0)),
             RoundAction::Probe
         );
-        assert_eq!(d.answer(G, PortId(2), M, false), AnswerAction::Apply);
+        assert_eq!(d.answer(G, PortId(2), M, false, ms(0)), AnswerAction::Apply);
         assert_eq!(
-            d.answer(G, PortId(1), M, false),
+            d.answer(G, PortId(1), M, false, ms(0)),
             AnswerAction::SplitBrain {
                 first: PortId(2),
                 keep: Some(PortId(1))
@@ -402,14 +412,14 @@ mod tests {
             RoundAction::Probe
         );
         // both still answer: nothing moves
-        assert_eq!(d.answer(G, PortId(2), M, false), AnswerAction::Hold);
-        assert_eq!(d.answer(G, PortId(1), M, false), AnswerAction::Hold);
+        assert_eq!(d.answer(G, PortId(2), M, false, ms(0)), AnswerAction::Hold);
+        assert_eq!(d.answer(G, PortId(1), M, false, ms(0)), AnswerAction::Hold);
         assert_eq!(
             d.round(G, Some(PortId(1)), false, ms(300)),
             RoundAction::Probe
         );
         // keepalived resolved it: only port 2 answers
-        assert_eq!(d.answer(G, PortId(2), M, false), AnswerAction::Hold);
+        assert_eq!(d.answer(G, PortId(2), M, false, ms(0)), AnswerAction::Hold);
         assert_eq!(d.split_resolved_by(G), Some((PortId(2), M)));
         assert_eq!(
             d.round(G, Some(PortId(2)), false, ms(700)),
@@ -417,17 +427,49 @@ mod tests {
         );
     }
 
+    /// A split brain found late in the back-off is asked about again within 100 ms, and
+    /// at most every second while it lasts (a 6.4 s gap made a kill -9 during a keepalived
+    /// transition cost 4.4 s in the soak).
+    #[test]
+    fn split_brain_asks_again_soon_and_often() {
+        let mut d = Discovery::default();
+        d.start(G, ms(0));
+        let mut now = ms(0);
+        for _ in 0..7 {
+            assert_eq!(d.round(G, None, false, now), RoundAction::Probe);
+            now = d.next_deadline().unwrap();
+        }
+        // the 8th round: both answer, 50 ms in
+        assert_eq!(d.round(G, None, false, now), RoundAction::Probe);
+        let t = now + Duration::from_millis(50);
+        assert_eq!(d.answer(G, PortId(1), M, false, t), AnswerAction::Apply);
+        assert!(matches!(
+            d.answer(G, PortId(2), M, false, t),
+            AnswerAction::SplitBrain { .. }
+        ));
+        assert!(d.next_deadline().unwrap() <= t + FIRST_RETRY);
+        let mut now = d.next_deadline().unwrap();
+        for _ in 0..10 {
+            assert_eq!(d.round(G, Some(PortId(1)), false, now), RoundAction::Probe);
+            assert_eq!(d.answer(G, PortId(1), M, false, now), AnswerAction::Hold);
+            assert_eq!(d.answer(G, PortId(2), M, false, now), AnswerAction::Hold);
+            let next = d.next_deadline().unwrap();
+            assert!(next.saturating_since(now) <= SPLIT_MAX_RETRY);
+            now = next;
+        }
+    }
+
     #[test]
     fn active_active_takes_every_answer() {
         let mut d = Discovery::default();
         d.start(G, ms(0));
         assert_eq!(d.round(G, None, true, ms(0)), RoundAction::Probe);
-        assert_eq!(d.answer(G, PortId(1), M, true), AnswerAction::Apply);
-        assert_eq!(d.answer(G, PortId(2), M, true), AnswerAction::Apply);
+        assert_eq!(d.answer(G, PortId(1), M, true, ms(0)), AnswerAction::Apply);
+        assert_eq!(d.answer(G, PortId(2), M, true, ms(0)), AnswerAction::Apply);
         assert_eq!(
             d.round(G, Some(PortId(1)), true, ms(100)),
             RoundAction::Settled
         );
-        assert_eq!(d.answer(G, PortId(3), M, true), AnswerAction::Ignore);
+        assert_eq!(d.answer(G, PortId(3), M, true, ms(0)), AnswerAction::Ignore);
     }
 }
