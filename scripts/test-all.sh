@@ -25,19 +25,18 @@ set +e
 cargo test --workspace -- --test-threads=2 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
-# One total line for the whole run (cargo prints one per test binary, the last of which is
-# often a doc-test run with nothing in it).
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
-     END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
-if [ -s "$results" ]; then
-    echo "== real-guest measurements ($results)"
-    cat "$results"
-fi
-
 # Fuzzing: each cargo-fuzz target for about a minute when a nightly toolchain and cargo-fuzz
 # are installed (scripts/fuzz.sh says why it skips otherwise); a crash fails the run.
 echo "== fuzz"
 fuzz_rc=0
 bash scripts/fuzz.sh || fuzz_rc=1
 [ "$rc" -eq 0 ] && rc=$fuzz_rc
+if [ -s "$results" ]; then
+    echo "== real-guest measurements ($results)"
+    cat "$results"
+fi
+# One total line for the whole run, last (cargo prints one per test binary, the last of
+# which is often a doc-test run with nothing in it).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1); if ($i ~ /^ignored;?$/) s += $(i-1) } }
+     END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 exit "$rc"
