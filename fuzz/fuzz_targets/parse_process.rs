@@ -25,34 +25,12 @@ use libfuzzer_sys::fuzz_target;
 use vip_table::{PortId, Timestamp};
 use vswitch::config::Config;
 use vswitch::control::Switch;
-use vswitch::forward::{step, Output, Signal};
+use vswitch::forward::{step, Recorder};
 use vswitch::pipeline::{process, DropReason, Effects, RxMeta, Snapshot, Verdict};
-use vswitch::port::{PortError, VnetHdr};
+use vswitch::port::VnetHdr;
 use vswitch::wire;
 
 const PORTS: u32 = 3;
-
-/// Sends checked and dropped, signals kept for the control state.
-#[derive(Default)]
-struct Recorder {
-    signals: Vec<Signal>,
-}
-
-impl Output for Recorder {
-    fn send(
-        &mut self,
-        port: PortId,
-        frame: &[u8],
-        _vnet: &VnetHdr,
-    ) -> Option<Result<(), PortError>> {
-        assert!(port.0 < PORTS, "send to unknown port {port:?}");
-        assert!(!frame.is_empty(), "empty frame sent");
-        Some(Ok(()))
-    }
-    fn signal(&mut self, signal: Signal, _at: Timestamp) {
-        self.signals.push(signal);
-    }
-}
 
 const CONFIG: &str = r#"
 [switch]
@@ -227,6 +205,11 @@ fuzz_target!(|data: &[u8]| {
             frame.len(),
             data.len(),
             "the step changed the frame's length"
+        );
+        assert!(
+            rec.sent_to.iter().all(|p| p.0 < PORTS),
+            "sent to an unknown port: {:?}",
+            rec.sent_to
         );
         for sig in rec.signals {
             sw.signal(sig, later, &mut out);

@@ -21,33 +21,12 @@ use std::path::{Path, PathBuf};
 use vip_table::{PortId, Timestamp};
 use vswitch::config::Config;
 use vswitch::control::{Outbound, Switch};
-use vswitch::forward::{step, Output, Signal};
+use vswitch::forward::{step, Recorder};
 use vswitch::pipeline::{DropReason, Effects, Verdict};
-use vswitch::port::{PortError, VnetHdr};
+use vswitch::port::VnetHdr;
 
 use crate::describe::describe;
 use crate::pcap;
-
-/// The replay's side of a forwarding step: every send succeeds (the transcript shows the
-/// verdict), signals are kept for the control state.
-#[derive(Default)]
-struct Recorder {
-    signals: Vec<Signal>,
-}
-
-impl Output for Recorder {
-    fn send(
-        &mut self,
-        _port: PortId,
-        _frame: &[u8],
-        _vnet: &VnetHdr,
-    ) -> Option<Result<(), PortError>> {
-        Some(Ok(()))
-    }
-    fn signal(&mut self, signal: Signal, _at: Timestamp) {
-        self.signals.push(signal);
-    }
-}
 
 /// One input of the replay.
 #[derive(Debug)]

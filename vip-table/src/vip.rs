@@ -476,6 +476,21 @@ impl VipGroup {
         m
     }
 
+    /// The owner `port` now speaks from `mac` (one family's MAC changed): epoch + 1, recorded.
+    fn mac_changed(&mut self, port: PortId, mac: MacAddr, now: Timestamp) -> Move {
+        self.epoch += 1;
+        let m = Move {
+            at: now,
+            epoch: self.epoch,
+            from: Some(port),
+            to: Some(port),
+            mac: Some(mac),
+            reason: MoveReason::MacChange,
+        };
+        self.record(m);
+        m
+    }
+
     fn join(&mut self, port: PortId, mac: MacAddr, now: Timestamp, reason: MoveReason) -> Move {
         self.owners.push(Owner {
             port,
@@ -560,17 +575,7 @@ impl VipGroup {
                     // the other side is superseded, not lost.
                     self.pending = None;
                     if set_family_mac(o, mac, v6) {
-                        self.epoch += 1;
-                        let m = Move {
-                            at: now,
-                            epoch: self.epoch,
-                            from: Some(port),
-                            to: Some(port),
-                            mac: Some(mac),
-                            reason: MoveReason::MacChange,
-                        };
-                        self.record(m);
-                        return ClaimOutcome::Moved(m);
+                        return ClaimOutcome::Moved(self.mac_changed(port, mac, now));
                     }
                     return ClaimOutcome::Refreshed;
                 }
@@ -802,17 +807,7 @@ impl VipGroup {
                 self.pending = None;
             }
             if set_family_mac(o, mac, Some(v6)) {
-                self.epoch += 1;
-                let m = Move {
-                    at: now,
-                    epoch: self.epoch,
-                    from: Some(port),
-                    to: Some(port),
-                    mac: Some(mac),
-                    reason: MoveReason::MacChange,
-                };
-                self.record(m);
-                return Some(m);
+                return Some(self.mac_changed(port, mac, now));
             }
             return None;
         }

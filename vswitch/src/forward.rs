@@ -113,3 +113,28 @@ pub fn send_counted(
         }
     }
 }
+
+/// An [`Output`] that sends nowhere (every send succeeds) and keeps the signals, for the
+/// golden replay and the fuzz target, which apply them to their `Switch` after the step.
+#[derive(Debug, Default)]
+pub struct Recorder {
+    /// The signals of the step, in order.
+    pub signals: Vec<Signal>,
+    /// The ports sent to, in order.
+    pub sent_to: Vec<PortId>,
+}
+
+impl Output for Recorder {
+    fn send(
+        &mut self,
+        port: PortId,
+        _frame: &[u8],
+        _vnet: &VnetHdr,
+    ) -> Option<Result<(), PortError>> {
+        self.sent_to.push(port);
+        Some(Ok(()))
+    }
+    fn signal(&mut self, signal: Signal, _at: Timestamp) {
+        self.signals.push(signal);
+    }
+}

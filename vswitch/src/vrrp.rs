@@ -226,7 +226,7 @@ pub fn step_down(frame: &[u8], a: &Advert, out: &mut SmallFrame) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
@@ -254,7 +254,7 @@ mod tests {
 
     /// vm1's adverts in a capture set: (its last priority-150 advert before its graceful
     /// stop, the priority-0 advert keepalived itself sent on the stop).
-    fn last_advert_and_resignation(set: &str) -> (Vec<u8>, Vec<u8>) {
+    pub(crate) fn last_advert_and_resignation(set: &str) -> (Vec<u8>, Vec<u8>) {
         let frames = fixture(set, 1);
         let mut last = None;
         for f in &frames {

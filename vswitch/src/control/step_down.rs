@@ -216,32 +216,10 @@ mod tests {
     use crate::pipeline::{Effects, VrrpAdvert};
     use std::time::Duration;
 
-    fn frames_of(set: &str, vm: u8) -> Vec<Vec<u8>> {
-        let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../tests/fixtures/keepalived")
-            .join(format!("keepalived-{set}-vm{vm}.pcap"));
-        let b = std::fs::read(&p).unwrap();
-        let mut v = Vec::new();
-        let mut off = 24;
-        while off + 16 <= b.len() {
-            let n = u32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap()) as usize;
-            v.push(b[off + 16..off + 16 + n].to_vec());
-            off += 16 + n;
-        }
-        v
-    }
-
-    /// vm1's last priority-150 advert and keepalived's own priority-0 advert after it.
+    /// vm1's last priority-150 advert and keepalived's own priority-0 advert after it
+    /// (from the capture fixtures, read as in the VRRP wire tests).
     fn advert_and_resignation(set: &str) -> (Vec<u8>, Vec<u8>) {
-        let mut last = None;
-        for f in frames_of(set, 1) {
-            match vrrp::parse(&f) {
-                Some(a) if a.priority == 0 => return (last.unwrap(), f),
-                Some(_) => last = Some(f),
-                None => {}
-            }
-        }
-        panic!("no resignation in {set}")
+        crate::vrrp::tests::last_advert_and_resignation(set)
     }
 
     /// The capture sets' switch: vm1 (owner), vm2 candidates, vm3 client.
