@@ -24,11 +24,12 @@ use vip_table::{
 
 use crate::config::Config;
 use crate::counters::PortCounters;
-use crate::discovery::{self, AnswerAction, Discovery, RoundAction, Trigger};
+use crate::discovery::{Discovery, Trigger};
 use crate::fdb::Fdb;
 use crate::frames::{self, SmallFrame};
 use crate::pipeline::{recompute_masks, Effects, PortEntry, Snapshot, VipSignal, MAX_PORTS};
 
+mod discovering;
 mod step_down;
 pub use step_down::MAX_PER_PORT as VRRP_ADVERTS_PER_PORT;
 
@@ -393,132 +394,6 @@ impl Switch {
             discovery: Discovery::default(),
             vrrp_adverts: Vec::new(),
         })
-    }
-
-    /// Ask the candidates of every group who holds its addresses (the daemon does this at
-    /// start, after restoring saved state; see [`crate::discovery`]).
-    pub fn discover_all(&mut self, now: Timestamp) {
-        let ids: Vec<VipId> = self.vips.groups().map(|(id, _)| id).collect();
-        for id in ids {
-            self.start_discovery(id, Trigger::Start, now);
-        }
-    }
-
-    /// The groups being asked about, by name.
-    pub fn discovering(&self) -> Vec<String> {
-        let mut v: Vec<String> = self
-            .discovery
-            .active()
-            .filter_map(|id| self.vips.group(id).map(|g| g.name().to_string()))
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn start_discovery(&mut self, id: VipId, trigger: Trigger, now: Timestamp) {
-        let Some(g) = self.vips.group(id) else {
-            return;
-        };
-        if !self.discovery.is_active(id) {
-            self.events.push(SwitchEvent::VipDiscovery {
-                vip: g.name().to_string(),
-                trigger,
-            });
-        }
-        self.discovery.start(id, now);
-    }
-
-    /// Send the probes of one discovery round of `id`.
-    fn probe(&self, id: VipId, out: &mut Vec<Outbound>) {
-        let Some(g) = self.vips.group(id) else {
-            return;
-        };
-        for c in g.candidates() {
-            if !self.ports.get(c.index()).is_some_and(PortEntry::is_up) {
-                continue;
-            }
-            for a in g.addresses() {
-                out.push(Outbound {
-                    port: *c,
-                    frame: discovery::probe_frame(*a),
-                });
-            }
-        }
-    }
-
-    fn discovery_rounds(&mut self, now: Timestamp, out: &mut Vec<Outbound>) -> bool {
-        let mut changed = false;
-        for id in self.discovery.due(now) {
-            let Some(g) = self.vips.group(id) else {
-                self.discovery.stop(id);
-                continue;
-            };
-            let aa = g.mode() == vip_table::VipMode::ActiveActive;
-            if let Some((p, mac)) = self.discovery.split_resolved_by(id) {
-                // the split brain is over: the single answerer holds the addresses
-                let v6 = g.addresses().first().is_some_and(IpAddr::is_ipv6);
-                if let Some(m) = self
-                    .vips
-                    .group_mut(id)
-                    .and_then(|g| g.discovered(p, mac, v6, now))
-                {
-                    self.on_move(id, m, out);
-                    changed = true;
-                }
-            }
-            let owner = self
-                .vips
-                .group(id)
-                .and_then(|g| g.owners().first().map(|o| o.port));
-            if self.discovery.round(id, owner, aa, now) == RoundAction::Probe {
-                self.probe(id, out);
-            }
-        }
-        changed
-    }
-
-    fn on_probe_answer(
-        &mut self,
-        vip: VipId,
-        addr: IpAddr,
-        port: PortId,
-        mac: MacAddr,
-        now: Timestamp,
-        out: &mut Vec<Outbound>,
-    ) -> bool {
-        let Some(g) = self.vips.group(vip) else {
-            return false;
-        };
-        let aa = g.mode() == vip_table::VipMode::ActiveActive;
-        let apply = match self.discovery.answer(vip, port, mac, aa, now) {
-            AnswerAction::Ignore | AnswerAction::Hold => None,
-            AnswerAction::Apply => Some(port),
-            AnswerAction::SplitBrain { first, keep } => {
-                let holder = keep.unwrap_or(first);
-                let name = g.name().to_string();
-                self.events.push(SwitchEvent::VipSplitBrain {
-                    vip: name,
-                    ports: vec![
-                        self.port_name(first).to_string(),
-                        self.port_name(port).to_string(),
-                    ],
-                    holder: Some(self.port_name(holder).to_string()),
-                });
-                // the owner from before the round keeps it; otherwise the first answer
-                (holder == port).then_some(port)
-            }
-        };
-        let Some(p) = apply else {
-            return false;
-        };
-        match self.vips.discovered(vip, p, mac, addr, now) {
-            Some(m) => {
-                self.on_move(vip, m, out);
-                self.publish(false);
-                true
-            }
-            None => false,
-        }
     }
 
     /// The current snapshot.
