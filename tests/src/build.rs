@@ -155,42 +155,32 @@ pub fn ipv6_raw(
 
 /// A VRRPv2 advertisement to 224.0.0.18 (TTL 255), as keepalived sends it.
 pub fn vrrp4(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str) -> Vec<u8> {
-    let mut p = vec![0x21, vrid, prio, 1, 0, 1, 0, 0];
-    p.extend_from_slice(&ip4(vip).octets());
-    p.extend_from_slice(&[0; 8]);
-    ipv4_raw(
-        src,
-        mac("01:00:5e:00:00:12"),
-        sip,
-        "224.0.0.18",
-        112,
-        255,
-        &p,
-    )
+    vrrp4_with(src, sip, vrid, prio, vip, false)
 }
 
 /// A VRRPv3 advertisement to ff02::12.
 pub fn vrrp6(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str) -> Vec<u8> {
-    let mut p = vec![0x31, vrid, prio, 1, 0, 100, 0, 0];
-    p.extend_from_slice(&ip6(vip).octets());
-    ipv6_raw(
-        src,
-        mac("33:33:00:00:00:12"),
-        ip6(sip),
-        ip6("ff02::12"),
-        112,
-        255,
-        &p,
-    )
+    vrrp6_with(src, sip, vrid, prio, vip, false)
 }
 
 /// A VRRPv2 advertisement to 224.0.0.18 with a valid VRRP checksum (interval 1 s).
 pub fn vrrp4_signed(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str) -> Vec<u8> {
+    vrrp4_with(src, sip, vrid, prio, vip, true)
+}
+
+/// A VRRPv3 advertisement to ff02::12 with a valid checksum (pseudo-header; 1 s).
+pub fn vrrp6_signed(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str) -> Vec<u8> {
+    vrrp6_with(src, sip, vrid, prio, vip, true)
+}
+
+fn vrrp4_with(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str, signed: bool) -> Vec<u8> {
     let mut p = vec![0x21, vrid, prio, 1, 0, 1, 0, 0];
     p.extend_from_slice(&ip4(vip).octets());
     p.extend_from_slice(&[0; 8]);
-    let ck = vswitch::vrrp::checksum(2, ip4(sip).into(), ip4("224.0.0.18").into(), &p);
-    p[6..8].copy_from_slice(&ck.to_be_bytes());
+    if signed {
+        let ck = vswitch::vrrp::checksum(2, ip4(sip).into(), ip4("224.0.0.18").into(), &p);
+        p[6..8].copy_from_slice(&ck.to_be_bytes());
+    }
     ipv4_raw(
         src,
         mac("01:00:5e:00:00:12"),
@@ -202,12 +192,13 @@ pub fn vrrp4_signed(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str) -> V
     )
 }
 
-/// A VRRPv3 advertisement to ff02::12 with a valid checksum (pseudo-header; 1 s).
-pub fn vrrp6_signed(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str) -> Vec<u8> {
+fn vrrp6_with(src: MacAddr, sip: &str, vrid: u8, prio: u8, vip: &str, signed: bool) -> Vec<u8> {
     let mut p = vec![0x31, vrid, prio, 1, 0, 100, 0, 0];
     p.extend_from_slice(&ip6(vip).octets());
-    let ck = vswitch::vrrp::checksum(3, ip6(sip).into(), ip6("ff02::12").into(), &p);
-    p[6..8].copy_from_slice(&ck.to_be_bytes());
+    if signed {
+        let ck = vswitch::vrrp::checksum(3, ip6(sip).into(), ip6("ff02::12").into(), &p);
+        p[6..8].copy_from_slice(&ck.to_be_bytes());
+    }
     ipv6_raw(
         src,
         mac("33:33:00:00:00:12"),
