@@ -5,6 +5,8 @@
 //! with its extension headers (`ipv6.rs`), then the transport header (`ip.rs`, shared by
 //! both): TCP/UDP ports, ICMPv6 with the Neighbor Discovery target and link-layer options
 //! (`icmpv6.rs`), VRRP. The result is a [`FrameFacts`]: a few `Copy` fields, no borrow of the frame.
+//! [`vxlan`] is the VXLAN (RFC 7348) encapsulation codec for the overlay; [`parse`] does not
+//! look inside VXLAN: a VXLAN frame is plain UDP to it.
 //!
 //! Contract:
 //! - [`parse`] never panics, whatever the bytes (proptest here, and the `parse_process` fuzz
@@ -20,7 +22,8 @@
 //!
 //! Parsing is done with etherparse's checked slices (`*Slice::from_slice`); the Neighbor
 //! Discovery target and link-layer address options are read here directly. The protocol
-//! modules are private: everything is used as `crate::wire::Name`.
+//! modules are private: everything is used as `crate::wire::Name`, except the
+//! [`vxlan`] codec, which keeps its own namespace.
 
 use etherparse::EtherType;
 use vip_table::MacAddr;
@@ -31,6 +34,7 @@ mod icmpv6;
 mod ip;
 mod ipv4;
 mod ipv6;
+pub mod vxlan;
 
 pub use arp::ArpInfo;
 pub use eth::{ETH_P_8021AD, ETH_P_8021Q};
