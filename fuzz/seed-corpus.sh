@@ -11,6 +11,9 @@
 # parse_config: every example configuration (configs/*.toml), one file each.
 # control_request: one request line per control-socket command shape, plus a few near
 # misses (unknown command, missing field, wrong type), as `vswitch ctl` would write them.
+# parse_vxlan: the first VXLAN_SEEDS (default 32) parse_process seeds, each behind a VXLAN
+# header (VNI 42), plus near misses (header cut short, no I flag, inner frame too short,
+# reserved bits set). Written after parse_process, from its seeds.
 #
 # Usage: fuzz/seed-corpus.sh [pcap ...]   (run from anywhere; the pcaps default to the sets
 # above)
@@ -106,4 +109,26 @@ for name, frame in keep:
     with open(os.path.join(out, name), "wb") as f:
         f.write(frame)
 print(f"{len(seen)} distinct frames, {len(keep)} written to {out}")
+PY
+
+vx_out="$here/corpus-seed/parse_vxlan"
+rm -rf "$vx_out" && mkdir -p "$vx_out"
+VXLAN_SEEDS="${VXLAN_SEEDS:-32}" python3 - "$out" "$vx_out" <<'PY'
+import hashlib, os, sys
+
+src, out = sys.argv[1], sys.argv[2]
+n = int(os.environ["VXLAN_SEEDS"])
+hdr = bytes([0x08, 0, 0, 0, 0, 0, 42, 0])
+inner = [open(os.path.join(src, f), "rb").read() for f in sorted(os.listdir(src))[:n]]
+eth = bytes.fromhex("020000000002" "020000000001" "0800")
+seeds = [hdr + f for f in inner] + [
+    hdr[:5],  # header cut short
+    bytes([0, 0, 0, 0, 0, 0, 42, 0]) + eth,  # no I flag
+    hdr + eth[:13],  # inner frame too short
+    bytes([0xFF] * 8) + eth,  # every reserved bit set, VNI 2^24 - 1
+]
+for s in seeds:
+    with open(os.path.join(out, hashlib.sha1(s).hexdigest()), "wb") as f:
+        f.write(s)
+print(f"{len(seeds)} VXLAN payloads written to {out}")
 PY
