@@ -3,10 +3,15 @@
 //! Contract: counters are relaxed atomics written by the datapath (never by the pure
 //! pipeline) and read by `show stats` and the metrics endpoint; they only go up. Across a
 //! reload a port keeps its counters if it keeps its name.
+//!
+//! Dependencies: only the verdict vocabulary ([`crate::verdict`]), not the pipeline (which
+//! holds the counters in its snapshot). [`PortCounters::verdict`] therefore takes the one
+//! fact it needs from the pipeline's `Effects` — whether the frame went to an unowned VIP's
+//! candidate — as a `bool` rather than the effects themselves.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::pipeline::{DropReason, Effects, Verdict};
+use crate::verdict::{DropReason, Verdict};
 
 /// Counters of one port.
 #[derive(Debug, Default)]
@@ -78,10 +83,11 @@ impl PortCounters {
     pub fn count_drop(&self, r: DropReason) {
         self.drops[r as usize].fetch_add(1, Ordering::Relaxed);
     }
-    /// Count what a verdict and its effects say about the ingress side (drops, answers,
-    /// frames to the switch, deliveries to an unowned VIP's candidate).
+    /// Count what a verdict says about the ingress side (drops, answers, frames to the
+    /// switch) and, for a forward or flood, a delivery to an unowned VIP's candidate
+    /// (`vip_no_owner`: [`crate::pipeline::Effects::vip_no_owner`] of the same frame).
     #[inline]
-    pub fn verdict(&self, v: &Verdict, fx: &Effects) {
+    pub fn verdict(&self, v: &Verdict, vip_no_owner: bool) {
         match v {
             Verdict::Drop(r) => self.count_drop(*r),
             Verdict::Answered => {
@@ -91,7 +97,7 @@ impl PortCounters {
                 self.to_switch.fetch_add(1, Ordering::Relaxed);
             }
             Verdict::Forward { .. } | Verdict::Flood => {
-                if fx.vip_no_owner {
+                if vip_no_owner {
                     self.vip_no_owner.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -58,7 +58,7 @@ pub fn step(
     let v = process(snap, ingress, frame, meta, now, fx);
     if let Some(c) = snap.counters.get(ingress.index()) {
         c.rx(frame.len());
-        c.verdict(&v, fx);
+        c.verdict(&v, fx.vip_no_owner);
     }
     if let Some(l) = &fx.learn {
         snap.fdb.learn(l, now);

@@ -7,6 +7,8 @@
 //!
 //! Layers (dependencies point down only):
 //! - [`wire`]: untrusted bytes → [`wire::FrameFacts`]; never panics;
+//! - [`verdict`]: the decision's vocabulary ([`verdict::Verdict`], [`verdict::DropReason`]),
+//!   shared by the pipeline and the counters;
 //! - [`pipeline`]: the pure decision `process(snapshot, ingress, frame, meta, now)`;
 //! - [`control`]: the single-writer state machine (VIP claims, port state, reloads);
 //! - [`port`]: tap / AF_PACKET / in-memory port backends behind one batch trait;
@@ -29,5 +31,6 @@ pub mod pipeline;
 pub mod port;
 pub mod request;
 pub mod state;
+pub mod verdict;
 pub mod vrrp;
 pub mod wire;
