@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vswitch::datapath::{Command, ControlHandle};
 use vswitch::request::MAX_REQUEST_LEN;
+use vswitch::view::View;
 
 use crate::peer::Peer;
 
@@ -387,7 +388,7 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
     };
     // the same pure parser the `control_request` fuzz target runs
     let reply = match Command::parse_request(&line) {
-        Err(e) => json!({ "error": e }),
+        Err(e) => json!({ "error": e.to_string() }),
         Ok(cmd) => {
             let name = cmd_name(&cmd);
             match &peer {
@@ -433,8 +434,8 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                         }
                     }
                     match ctl.call(cmd) {
-                        Ok(v) => json!({ "ok": v }),
-                        Err(e) => json!({ "error": e }),
+                        Ok(v) => json!({ "ok": v.to_json() }),
+                        Err(e) => json!({ "error": e.to_string() }),
                     }
                 }
             }
@@ -601,9 +602,9 @@ fn handle_http(mut s: TcpStream, ctl: &ControlHandle, slot: &Slot<TcpStream>) {
             slot.serving();
             match route(&head) {
                 HttpRoute::Metrics => match ctl.call(Command::Metrics) {
-                    Ok(serde_json::Value::String(t)) => ("200 OK", t),
+                    Ok(View::Metrics(t)) => ("200 OK", t),
                     Ok(_) => ("500 Internal Server Error", String::new()),
-                    Err(e) => ("503 Service Unavailable", e),
+                    Err(e) => ("503 Service Unavailable", e.to_string()),
                 },
                 HttpRoute::NotFound => ("404 Not Found", "try /metrics\n".to_string()),
                 HttpRoute::MethodNotAllowed => {
