@@ -217,44 +217,33 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
 }
 
 fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
-    let (cmd, kind) = match what {
+    let cmd = match what {
         CtlCmd::Show { what } => match what {
-            ShowWhat::Ports => (Command::ShowPorts, "ports"),
-            ShowWhat::Fdb => (Command::ShowFdb, "fdb"),
-            ShowWhat::Vips => (Command::ShowVips, "vips"),
-            ShowWhat::Stats => (Command::ShowStats, "stats"),
+            ShowWhat::Ports => Command::ShowPorts,
+            ShowWhat::Fdb => Command::ShowFdb,
+            ShowWhat::Vips => Command::ShowVips,
+            ShowWhat::Stats => Command::ShowStats,
         },
         CtlCmd::Vip {
             op: VipOp::Move { vip, port },
-        } => (Command::VipMove { vip, port }, "result"),
+        } => Command::VipMove { vip, port },
         CtlCmd::Vip {
             op: VipOp::Release { vip, port },
-        } => (Command::VipRelease { vip, port }, "result"),
-        CtlCmd::Port { state, port } => (
-            Command::PortAdmin {
-                port,
-                up: matches!(state, UpDown::Up),
-            },
-            "result",
-        ),
-        CtlCmd::Reload => (Command::Reload, "result"),
-        CtlCmd::Metrics => (Command::Metrics, "metrics"),
+        } => Command::VipRelease { vip, port },
+        CtlCmd::Port { state, port } => Command::PortAdmin {
+            port,
+            up: matches!(state, UpDown::Up),
+        },
+        CtlCmd::Reload => Command::Reload,
+        CtlCmd::Metrics => Command::Metrics,
     };
-    let v = server::call(socket, &cmd)?;
+    let view = server::call(socket, &cmd)?;
     if json {
-        let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&view.to_json()).map_err(|e| e.to_string())?;
         emit(&format!("{text}\n"));
         return Ok(());
     }
-    let text = match kind {
-        "ports" => render::ports(&v),
-        "fdb" => render::fdb(&v),
-        "vips" => render::vips(&v),
-        "stats" => render::stats(&v),
-        "metrics" => v.as_str().unwrap_or_default().to_string(),
-        _ => render::result(&v),
-    };
-    emit(&text);
+    emit(&render::view(&view));
     Ok(())
 }
 

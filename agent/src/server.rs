@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vswitch::datapath::{Command, ControlHandle};
 use vswitch::request::MAX_REQUEST_LEN;
-use vswitch::view::View;
+use vswitch::view::{CtlError, View};
 
 use crate::peer::Peer;
 
@@ -295,14 +295,10 @@ pub fn serve_control(
                             // every slot is running a command: say so and close at once
                             let _ = s.set_nonblocking(true);
                             let mut w = &s;
-                            let _ = writeln!(
-                                w,
-                                "{}",
-                                json!({ "error": format!(
-                                    "the switch is busy: {MAX_CTL_CONNECTIONS} control \
-                                     connections are already being served; try again"
-                                ) })
-                            );
+                            let busy = CtlError::Busy {
+                                limit: MAX_CTL_CONNECTIONS,
+                            };
+                            let _ = writeln!(w, "{}", refusal(&busy));
                             if !busy_logged {
                                 tracing::warn!(
                                     event = "ctl_busy",
@@ -338,6 +334,11 @@ pub fn serve_control(
     Ok(())
 }
 
+/// The answer line of a refused command.
+fn refusal(e: &CtlError) -> serde_json::Value {
+    json!({ "error": e.to_string() })
+}
+
 fn answer(s: &UnixStream, v: &serde_json::Value) {
     let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut w = s;
@@ -354,41 +355,33 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
     let read = read_request(reader, MAX_REQUEST_BYTES);
     slot.serving();
     if slot.evicted() {
-        answer(
-            &s,
-            &json!({ "error": "closed to make room: no complete request was sent while the \
-                               control socket was full; try again" }),
-        );
+        answer(&s, &refusal(&CtlError::Evicted));
         return;
     }
     let line = match read {
         Ok(l) => l,
         Err(RequestError::TooLarge) => {
-            answer(
-                &s,
-                &json!({ "error": format!(
-                    "request too large (at most {MAX_REQUEST_BYTES} bytes)"
-                ) }),
-            );
+            let e = CtlError::RequestTooLarge {
+                max: MAX_REQUEST_BYTES,
+            };
+            answer(&s, &refusal(&e));
             return;
         }
         Err(RequestError::Io(e))
             if e.kind() == std::io::ErrorKind::TimedOut
                 || e.kind() == std::io::ErrorKind::WouldBlock =>
         {
-            answer(
-                &s,
-                &json!({ "error": format!(
-                    "no complete request within {}s", REQUEST_DEADLINE.as_secs()
-                ) }),
-            );
+            let e = CtlError::RequestTimeout {
+                secs: REQUEST_DEADLINE.as_secs(),
+            };
+            answer(&s, &refusal(&e));
             return;
         }
         Err(_) => return,
     };
     // the same pure parser the `control_request` fuzz target runs
     let reply = match Command::parse_request(&line) {
-        Err(e) => json!({ "error": e.to_string() }),
+        Err(e) => refusal(&e),
         Ok(cmd) => {
             let name = cmd_name(&cmd);
             match &peer {
@@ -403,11 +396,11 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                         p.uid,
                         access.label
                     );
-                    json!({ "error": format!(
-                        "permission denied: {name} changes the switch and needs root or \
-                         membership of the control group {} (switch.ctl_group); uid {} is \
-                         neither", access.label, p.uid
-                    ) })
+                    refusal(&CtlError::PermissionDenied {
+                        cmd: name,
+                        group: access.label.clone(),
+                        uid: p.uid,
+                    })
                 }
                 Err(e) if cmd.mutates() => {
                     tracing::warn!(
@@ -416,10 +409,10 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                         error = %e,
                         "control command refused: cannot read the peer's credentials"
                     );
-                    json!({ "error": format!(
-                        "permission denied: {name} changes the switch and the caller's \
-                         credentials could not be read ({e})"
-                    ) })
+                    refusal(&CtlError::CredentialsUnknown {
+                        cmd: name,
+                        error: e.to_string(),
+                    })
                 }
                 _ => {
                     if cmd.mutates() {
@@ -435,7 +428,7 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                     }
                     match ctl.call(cmd) {
                         Ok(v) => json!({ "ok": v.to_json() }),
-                        Err(e) => json!({ "error": e.to_string() }),
+                        Err(e) => refusal(&e),
                     }
                 }
             }
@@ -444,9 +437,9 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
     answer(&s, &reply);
 }
 
-/// Send one command to a running switch.
-pub fn call(socket: &Path, cmd: &Command) -> Result<serde_json::Value, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| {
+/// Connects to a running switch's control socket.
+fn connect(socket: &Path) -> Result<UnixStream, String> {
+    UnixStream::connect(socket).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!(
                 "cannot reach the switch at {}: {e} (the control socket is for root and \
@@ -459,18 +452,32 @@ pub fn call(socket: &Path, cmd: &Command) -> Result<serde_json::Value, String> {
                 socket.display()
             )
         }
+    })
+}
+
+/// The `ok` part of an answer line, or the switch's error (its message).
+fn parse_answer(line: &str) -> Result<serde_json::Value, CtlError> {
+    let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|e| CtlError::Remote {
+        message: format!("bad answer from the switch: {e}"),
     })?;
+    if let Some(e) = v.get("error") {
+        return Err(CtlError::Remote {
+            message: e.as_str().unwrap_or("error").to_string(),
+        });
+    }
+    Ok(v.get("ok").cloned().unwrap_or(serde_json::Value::Null))
+}
+
+/// Send one command to a running switch; its answer as the command's typed view.
+pub fn call(socket: &Path, cmd: &Command) -> Result<View, String> {
+    let mut s = connect(socket)?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
     let req = serde_json::to_string(cmd).map_err(|e| e.to_string())?;
     writeln!(s, "{req}").map_err(|e| e.to_string())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_str(resp.trim())
-        .map_err(|e| format!("bad answer from the switch: {e}"))?;
-    if let Some(e) = v.get("error") {
-        return Err(e.as_str().unwrap_or("error").to_string());
-    }
-    Ok(v.get("ok").cloned().unwrap_or(serde_json::Value::Null))
+    let ok = parse_answer(&resp).map_err(|e| e.to_string())?;
+    View::decode(cmd, ok).map_err(|e| format!("bad answer from the switch: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------
