@@ -7,6 +7,7 @@ mod demo;
 mod peer;
 mod render;
 mod server;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -115,6 +116,9 @@ enum CtlCmd {
     Reload,
     /// Print the Prometheus metrics text.
     Metrics,
+    /// Follow the switch's events (VIP moves, claims, hijacks, ports up/down, reloads), one
+    /// line each, until Ctrl-C or the switch stops; `--json`: one JSON object per line.
+    Watch,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -236,6 +240,7 @@ fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
         },
         CtlCmd::Reload => Command::Reload,
         CtlCmd::Metrics => Command::Metrics,
+        CtlCmd::Watch => return watch::follow(socket, json),
     };
     let view = server::call(socket, &cmd)?;
     if json {

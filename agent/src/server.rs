@@ -2,7 +2,10 @@
 //! Prometheus metrics endpoint.
 //!
 //! Protocol: the client writes `{"cmd":"show-vips"}\n` (see `vswitch::datapath::Command`),
-//! the server answers `{"ok": <data>}\n` or `{"error": "<message>"}\n` and closes.
+//! the server answers `{"ok": <view>}\n` or `{"error": "<message>"}\n` and closes (the
+//! views and messages are `vswitch::view`'s). `{"cmd":"watch"}` is the exception: the
+//! server answers `{"ok":{"watching":true}}\n` and then streams events, one JSON object per
+//! line, until the client closes or the switch stops (see [`crate::watch`]).
 //!
 //! Access: the socket is 0660, group `switch.ctl_group` (see [`crate::ctl_socket`]).
 //! Each peer's credentials are read with `SO_PEERCRED`; read-only commands are answered
@@ -39,7 +42,7 @@ pub const MAX_REQUEST_BYTES: usize = MAX_REQUEST_LEN;
 /// A control client must have sent its whole request within this time.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// Time allowed for writing one answer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Metrics connections served at once.
 pub const MAX_METRICS_CONNECTIONS: usize = 8;
@@ -335,11 +338,11 @@ pub fn serve_control(
 }
 
 /// The answer line of a refused command.
-fn refusal(e: &CtlError) -> serde_json::Value {
+pub(crate) fn refusal(e: &CtlError) -> serde_json::Value {
     json!({ "error": e.to_string() })
 }
 
-fn answer(s: &UnixStream, v: &serde_json::Value) {
+pub(crate) fn answer(s: &UnixStream, v: &serde_json::Value) {
     let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut w = s;
     let _ = writeln!(w, "{v}");
@@ -426,6 +429,11 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                             );
                         }
                     }
+                    if cmd == Command::Watch {
+                        // a stream, not one answer: it ends when either side goes away
+                        crate::watch::serve(&s, ctl);
+                        return;
+                    }
                     match ctl.call(cmd) {
                         Ok(v) => json!({ "ok": v.to_json() }),
                         Err(e) => refusal(&e),
@@ -438,7 +446,7 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
 }
 
 /// Connects to a running switch's control socket.
-fn connect(socket: &Path) -> Result<UnixStream, String> {
+pub(crate) fn connect(socket: &Path) -> Result<UnixStream, String> {
     UnixStream::connect(socket).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!(
@@ -456,7 +464,7 @@ fn connect(socket: &Path) -> Result<UnixStream, String> {
 }
 
 /// The `ok` part of an answer line, or the switch's error (its message).
-fn parse_answer(line: &str) -> Result<serde_json::Value, CtlError> {
+pub(crate) fn parse_answer(line: &str) -> Result<serde_json::Value, CtlError> {
     let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|e| CtlError::Remote {
         message: format!("bad answer from the switch: {e}"),
     })?;
@@ -716,6 +724,7 @@ mod tests {
             Command::ShowVips,
             Command::ShowStats,
             Command::Metrics,
+            Command::Watch,
         ] {
             assert!(!c.mutates(), "{c:?}");
         }

@@ -308,7 +308,10 @@ impl ControlLoop {
                 self.flush(std::mem::take(&mut ob));
                 drop(dev);
             }
-            ToControl::Subscribe(tx) => self.subs.push(tx),
+            ToControl::Subscribe { tx, registered } => {
+                self.subs.push(tx);
+                let _ = registered.send(());
+            }
             ToControl::Cmd { cmd, reply } => {
                 let r = self.command(cmd, &mut ob);
                 let _ = reply.send(r);

@@ -63,14 +63,17 @@ impl ControlHandle {
     }
 
     /// Subscribe to the control thread's events (see [`crate::view::Event`] for what, when
-    /// and the lag rule). Events caused by anything sent to the control thread after this
-    /// returns are delivered. The receiver disconnects when the switch stops; dropping it
+    /// and the lag rule). Returns once the control thread has registered the subscriber:
+    /// every event it emits from then on is delivered (or counted as missed). The receiver disconnects when the switch stops; dropping it
     /// unsubscribes.
     pub fn subscribe(&self) -> Result<Receiver<Event>, CtlError> {
         let (tx, rx) = subscribers::channel();
+        let (registered, done) = bounded(1);
         self.tx
-            .send(ToControl::Subscribe(tx))
+            .send(ToControl::Subscribe { tx, registered })
             .map_err(|_| CtlError::ShuttingDown)?;
+        done.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| CtlError::NoAnswer)?;
         Ok(rx)
     }
 }

@@ -160,6 +160,9 @@ pub(crate) enum ToControl {
         cmd: Command,
         reply: Sender<Reply>,
     },
-    /// A new event subscriber (its queue's sending end).
-    Subscribe(Sender<crate::view::Event>),
+    /// A new event subscriber (its queue's sending end); `registered` is told once it is.
+    Subscribe {
+        tx: Sender<crate::view::Event>,
+        registered: Sender<()>,
+    },
 }
