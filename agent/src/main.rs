@@ -63,13 +63,13 @@ enum Cmd {
         /// Configuration file (TOML).
         file: PathBuf,
     },
-    /// Talk to a running switch.
+    /// Talk to a running switch. `--socket` and `--json` may come anywhere after `ctl`.
     Ctl {
         /// Control socket path.
-        #[arg(long, default_value = DEFAULT_SOCKET)]
+        #[arg(long, global = true, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
         /// Print JSON instead of tables.
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
         #[command(subcommand)]
         what: CtlCmd,
