@@ -7,6 +7,7 @@ mod demo;
 mod peer;
 mod render;
 mod server;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -62,13 +63,13 @@ enum Cmd {
         /// Configuration file (TOML).
         file: PathBuf,
     },
-    /// Talk to a running switch.
+    /// Talk to a running switch. `--socket` and `--json` may come anywhere after `ctl`.
     Ctl {
         /// Control socket path.
-        #[arg(long, default_value = DEFAULT_SOCKET)]
+        #[arg(long, global = true, default_value = DEFAULT_SOCKET)]
         socket: PathBuf,
         /// Print JSON instead of tables.
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
         #[command(subcommand)]
         what: CtlCmd,
@@ -115,6 +116,9 @@ enum CtlCmd {
     Reload,
     /// Print the Prometheus metrics text.
     Metrics,
+    /// Follow the switch's events (VIP moves, claims, hijacks, ports up/down, reloads), one
+    /// line each, until Ctrl-C or the switch stops; `--json`: one JSON object per line.
+    Watch,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -217,44 +221,34 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
 }
 
 fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
-    let (cmd, kind) = match what {
+    let cmd = match what {
         CtlCmd::Show { what } => match what {
-            ShowWhat::Ports => (Command::ShowPorts, "ports"),
-            ShowWhat::Fdb => (Command::ShowFdb, "fdb"),
-            ShowWhat::Vips => (Command::ShowVips, "vips"),
-            ShowWhat::Stats => (Command::ShowStats, "stats"),
+            ShowWhat::Ports => Command::ShowPorts,
+            ShowWhat::Fdb => Command::ShowFdb,
+            ShowWhat::Vips => Command::ShowVips,
+            ShowWhat::Stats => Command::ShowStats,
         },
         CtlCmd::Vip {
             op: VipOp::Move { vip, port },
-        } => (Command::VipMove { vip, port }, "result"),
+        } => Command::VipMove { vip, port },
         CtlCmd::Vip {
             op: VipOp::Release { vip, port },
-        } => (Command::VipRelease { vip, port }, "result"),
-        CtlCmd::Port { state, port } => (
-            Command::PortAdmin {
-                port,
-                up: matches!(state, UpDown::Up),
-            },
-            "result",
-        ),
-        CtlCmd::Reload => (Command::Reload, "result"),
-        CtlCmd::Metrics => (Command::Metrics, "metrics"),
+        } => Command::VipRelease { vip, port },
+        CtlCmd::Port { state, port } => Command::PortAdmin {
+            port,
+            up: matches!(state, UpDown::Up),
+        },
+        CtlCmd::Reload => Command::Reload,
+        CtlCmd::Metrics => Command::Metrics,
+        CtlCmd::Watch => return watch::follow(socket, json),
     };
-    let v = server::call(socket, &cmd)?;
+    let view = server::call(socket, &cmd)?;
     if json {
-        let text = serde_json::to_string_pretty(&v).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&view.to_json()).map_err(|e| e.to_string())?;
         emit(&format!("{text}\n"));
         return Ok(());
     }
-    let text = match kind {
-        "ports" => render::ports(&v),
-        "fdb" => render::fdb(&v),
-        "vips" => render::vips(&v),
-        "stats" => render::stats(&v),
-        "metrics" => v.as_str().unwrap_or_default().to_string(),
-        _ => render::result(&v),
-    };
-    emit(&text);
+    emit(&render::view(&view));
     Ok(())
 }
 

@@ -1,23 +1,25 @@
-//! Human tables for `vswitch ctl show …` (the `--json` output is the raw data).
+//! Human tables for `vswitch ctl show …` and one-line events for `vswitch ctl watch`,
+//! rendered from the typed views (`--json` prints the views' JSON instead).
 
 use std::fmt::Write;
 
-use serde_json::Value;
+use vswitch::view::{FdbEntryView, PortStatsView, PortView, View, VipView};
 
-fn s(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(x) => x.clone(),
-        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
-        Value::Array(a) => {
-            if a.is_empty() {
-                "-".into()
-            } else {
-                a.iter().map(s).collect::<Vec<_>>().join(",")
-            }
-        }
-        other => other.to_string(),
+/// A list cell: `-` when empty.
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "-".into()
+    } else {
+        v.join(",")
     }
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+fn opt(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_string()
 }
 
 fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -45,30 +47,33 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
-fn arr(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+/// Any answer, for a human.
+pub fn view(v: &View) -> String {
+    match v {
+        View::Ports(p) => ports(p),
+        View::Fdb(f) => fdb(f),
+        View::Vips(g) => vips(g),
+        View::Stats(s) => stats(s),
+        View::Metrics(text) => text.clone(),
+        other => result(other),
+    }
 }
 
 /// `show ports`.
-pub fn ports(v: &Value) -> String {
-    let rows = arr(v)
+pub fn ports(v: &[PortView]) -> String {
+    let rows = v
         .iter()
         .map(|p| {
-            let state = match (p["admin_up"].as_bool(), p["oper_up"].as_bool()) {
-                (Some(false), _) => "admin-down",
-                (_, Some(false)) => "down",
-                _ => "up",
-            };
             vec![
-                s(&p["name"]),
-                format!("{} {}", s(&p["binding"]), s(&p["ifname"])),
-                state.into(),
-                s(&p["mac"]),
-                s(&p["ips"]),
-                s(&p["vlan"]),
-                s(&p["port_security"]),
-                s(&p["dest_check"]),
-                s(&p["vip_candidate_of"]),
+                p.name.clone(),
+                format!("{} {}", p.binding, p.ifname),
+                p.state().into(),
+                p.mac.clone(),
+                list(&p.ips),
+                p.vlan.to_string(),
+                yes_no(p.port_security),
+                yes_no(p.dest_check),
+                list(&p.vip_candidate_of),
             ]
         })
         .collect();
@@ -81,18 +86,18 @@ pub fn ports(v: &Value) -> String {
 }
 
 /// `show fdb`.
-pub fn fdb(v: &Value) -> String {
-    let rows = arr(v)
+pub fn fdb(v: &[FdbEntryView]) -> String {
+    let rows = v
         .iter()
         .map(|e| {
             vec![
-                s(&e["vlan"]),
-                s(&e["mac"]),
-                s(&e["port"]),
-                if e["static"].as_bool() == Some(true) {
+                e.vlan.to_string(),
+                e.mac.clone(),
+                e.port.clone(),
+                if e.is_static {
                     "static".into()
                 } else {
-                    format!("{:.0}s", e["age_secs"].as_f64().unwrap_or(0.0))
+                    format!("{:.0}s", e.age_secs)
                 },
             ]
         })
@@ -101,27 +106,23 @@ pub fn fdb(v: &Value) -> String {
 }
 
 /// `show vips`.
-pub fn vips(v: &Value) -> String {
+pub fn vips(v: &[VipView]) -> String {
     let mut out = String::new();
-    for g in arr(v) {
-        let owners: Vec<String> = arr(&g["owners"])
+    for g in v {
+        let owners: Vec<String> = g
+            .owners
             .iter()
             .map(|o| {
-                if o["mac6"].is_null() || o["mac6"] == o["mac"] {
-                    format!("{} ({})", s(&o["port"]), s(&o["mac"]))
+                if o.mac6 == o.mac {
+                    format!("{} ({})", o.port, o.mac)
                 } else {
-                    format!(
-                        "{} ({}, IPv6 {})",
-                        s(&o["port"]),
-                        s(&o["mac"]),
-                        s(&o["mac6"])
-                    )
+                    format!("{} ({}, IPv6 {})", o.port, o.mac, o.mac6)
                 }
             })
             .collect();
-        let _ = writeln!(out, "vip {} [{}]", s(&g["name"]), s(&g["mode"]));
-        let _ = writeln!(out, "  addresses:   {}", s(&g["addresses"]));
-        let _ = writeln!(out, "  candidates:  {}", s(&g["candidates"]));
+        let _ = writeln!(out, "vip {} [{}]", g.name, g.mode);
+        let _ = writeln!(out, "  addresses:   {}", list(&g.addresses));
+        let _ = writeln!(out, "  candidates:  {}", list(&g.candidates));
         let _ = writeln!(
             out,
             "  owner(s):    {}",
@@ -131,71 +132,53 @@ pub fn vips(v: &Value) -> String {
                 owners.join(", ")
             }
         );
-        if g["answer_mac6"].is_null() || g["answer_mac6"] == g["answer_mac"] {
-            let _ = writeln!(out, "  answer mac:  {}", s(&g["answer_mac"]));
-        } else {
-            let _ = writeln!(
-                out,
-                "  answer mac:  {} (IPv6 {})",
-                s(&g["answer_mac"]),
-                s(&g["answer_mac6"])
-            );
+        match (&g.answer_mac, &g.answer_mac6) {
+            (m4, Some(m6)) if g.answer_mac6 != g.answer_mac => {
+                let _ = writeln!(out, "  answer mac:  {} (IPv6 {m6})", opt(m4.as_deref()));
+            }
+            (m4, _) => {
+                let _ = writeln!(out, "  answer mac:  {}", opt(m4.as_deref()));
+            }
         }
-        let _ = writeln!(out, "  epoch:       {}", s(&g["epoch"]));
-        if g["discovering"].as_bool() == Some(true) {
+        let _ = writeln!(out, "  epoch:       {}", g.epoch);
+        if g.discovering {
             let _ = writeln!(out, "  discovery:   asking the candidates who holds it");
         }
-        let lc = &g["last_claim"];
         let _ = writeln!(
             out,
             "  last claim:  {}",
-            if lc.is_null() {
-                "-".into()
-            } else {
-                format!(
-                    "{} {:.1}s ago",
-                    s(&lc["port"]),
-                    lc["secs_ago"].as_f64().unwrap_or(0.0)
-                )
+            match &g.last_claim {
+                None => "-".into(),
+                Some(lc) => format!("{} {:.1}s ago", lc.port, lc.secs_ago),
             }
         );
-        let p = &g["pending"];
         let _ = writeln!(
             out,
             "  pending:     {}",
-            if p.is_null() {
-                "-".into()
-            } else {
-                format!(
-                    "{} in {:.1}s (damping)",
-                    s(&p["port"]),
-                    p["due_in_secs"].as_f64().unwrap_or(0.0)
-                )
+            match &g.pending {
+                None => "-".into(),
+                Some(p) => format!("{} in {:.1}s (damping)", p.port, p.due_in_secs),
             }
         );
-        let _ = writeln!(out, "  hijacks:     {}", s(&g["hijack_attempts"]));
-        let lh = &g["last_hijack"];
-        if !lh.is_null() {
+        let _ = writeln!(out, "  hijacks:     {}", g.hijack_attempts);
+        if let Some(lh) = &g.last_hijack {
             let _ = writeln!(
                 out,
                 "  last hijack: {} ({}) {:.1}s ago",
-                s(&lh["port"]),
-                s(&lh["mac"]),
-                lh["secs_ago"].as_f64().unwrap_or(0.0)
+                lh.port, lh.mac, lh.secs_ago
             );
         }
-        let moves = arr(&g["moves"]);
-        if !moves.is_empty() {
+        if !g.moves.is_empty() {
             let _ = writeln!(out, "  recent moves:");
-            for m in moves.iter().rev().take(8) {
+            for m in g.moves.iter().rev().take(8) {
                 let _ = writeln!(
                     out,
                     "    {:>8.1}s ago  epoch {:<4} {} -> {}  ({})",
-                    m["secs_ago"].as_f64().unwrap_or(0.0),
-                    s(&m["epoch"]),
-                    s(&m["from"]),
-                    s(&m["to"]),
-                    s(&m["reason"])
+                    m.secs_ago,
+                    m.epoch.to_string(),
+                    opt(m.from.as_deref()),
+                    opt(m.to.as_deref()),
+                    m.reason
                 );
             }
         }
@@ -207,31 +190,24 @@ pub fn vips(v: &Value) -> String {
 }
 
 /// `show stats`.
-pub fn stats(v: &Value) -> String {
-    let rows = arr(v)
+pub fn stats(v: &[PortStatsView]) -> String {
+    let rows = v
         .iter()
         .map(|p| {
-            let drops: Vec<String> = p["drops"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
-                        .map(|(k, n)| format!("{k}={n}"))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let drops: Vec<String> = p
+                .drops
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(k, n)| format!("{k}={n}"))
+                .collect();
             vec![
-                s(&p["port"]),
-                if p["up"].as_bool() == Some(true) {
-                    "up".into()
-                } else {
-                    "down".into()
-                },
-                s(&p["rx_frames"]),
-                s(&p["rx_bytes"]),
-                s(&p["tx_frames"]),
-                s(&p["tx_bytes"]),
-                s(&p["answered"]),
+                p.port.clone(),
+                if p.up { "up" } else { "down" }.into(),
+                p.rx_frames.to_string(),
+                p.rx_bytes.to_string(),
+                p.tx_frames.to_string(),
+                p.tx_bytes.to_string(),
+                p.answered.to_string(),
                 if drops.is_empty() {
                     "-".into()
                 } else {
@@ -248,7 +224,55 @@ pub fn stats(v: &Value) -> String {
     )
 }
 
-/// Any other command's result.
-pub fn result(v: &Value) -> String {
-    format!("{}\n", serde_json::to_string(v).unwrap_or_default())
+/// Any other command's result: its JSON on one line.
+pub fn result(v: &View) -> String {
+    format!("{}\n", v.to_json())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vswitch::view::{MoveResult, OwnerView};
+
+    #[test]
+    fn vips_render_from_the_typed_view() {
+        let g = VipView {
+            name: "web".into(),
+            mode: "active-passive".into(),
+            addresses: vec!["10.0.0.100".into()],
+            candidates: vec!["a".into(), "b".into()],
+            owners: vec![OwnerView {
+                port: "a".into(),
+                mac: "02:00:00:00:00:0a".into(),
+                mac6: "02:00:00:00:00:0a".into(),
+                since_secs_ago: 1.0,
+                last_claim_secs_ago: 1.0,
+            }],
+            answer_mac: Some("02:00:00:00:00:0a".into()),
+            answer_mac6: Some("02:00:00:00:00:0a".into()),
+            epoch: 2,
+            last_claim: None,
+            pending: None,
+            moves: vec![],
+            hijack_attempts: 0,
+            discovering: false,
+            last_hijack: None,
+        };
+        let out = vips(&[g]);
+        assert!(out.starts_with("vip web [active-passive]\n"), "{out}");
+        assert!(
+            out.contains("  owner(s):    a (02:00:00:00:00:0a)\n"),
+            "{out}"
+        );
+        assert!(out.contains("  answer mac:  02:00:00:00:00:0a\n"), "{out}");
+        assert!(out.contains("  last claim:  -\n"), "{out}");
+        assert_eq!(vips(&[]), "no vip groups configured\n");
+        assert_eq!(
+            result(&View::Moved(MoveResult {
+                moved: true,
+                epoch: Some(3)
+            })),
+            "{\"epoch\":3,\"moved\":true}\n"
+        );
+    }
 }

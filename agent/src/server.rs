@@ -2,7 +2,10 @@
 //! Prometheus metrics endpoint.
 //!
 //! Protocol: the client writes `{"cmd":"show-vips"}\n` (see `vswitch::datapath::Command`),
-//! the server answers `{"ok": <data>}\n` or `{"error": "<message>"}\n` and closes.
+//! the server answers `{"ok": <view>}\n` or `{"error": "<message>"}\n` and closes (the
+//! views and messages are `vswitch::view`'s). `{"cmd":"watch"}` is the exception: the
+//! server answers `{"ok":{"watching":true}}\n` and then streams events, one JSON object per
+//! line, until the client closes or the switch stops (see [`crate::watch`]).
 //!
 //! Access: the socket is 0660, group `switch.ctl_group` (see [`crate::ctl_socket`]).
 //! Each peer's credentials are read with `SO_PEERCRED`; read-only commands are answered
@@ -28,6 +31,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vswitch::datapath::{Command, ControlHandle};
 use vswitch::request::MAX_REQUEST_LEN;
+use vswitch::view::{CtlError, View};
 
 use crate::peer::Peer;
 
@@ -38,7 +42,7 @@ pub const MAX_REQUEST_BYTES: usize = MAX_REQUEST_LEN;
 /// A control client must have sent its whole request within this time.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
 /// Time allowed for writing one answer.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Metrics connections served at once.
 pub const MAX_METRICS_CONNECTIONS: usize = 8;
@@ -294,14 +298,10 @@ pub fn serve_control(
                             // every slot is running a command: say so and close at once
                             let _ = s.set_nonblocking(true);
                             let mut w = &s;
-                            let _ = writeln!(
-                                w,
-                                "{}",
-                                json!({ "error": format!(
-                                    "the switch is busy: {MAX_CTL_CONNECTIONS} control \
-                                     connections are already being served; try again"
-                                ) })
-                            );
+                            let busy = CtlError::Busy {
+                                limit: MAX_CTL_CONNECTIONS,
+                            };
+                            let _ = writeln!(w, "{}", refusal(&busy));
                             if !busy_logged {
                                 tracing::warn!(
                                     event = "ctl_busy",
@@ -337,7 +337,12 @@ pub fn serve_control(
     Ok(())
 }
 
-fn answer(s: &UnixStream, v: &serde_json::Value) {
+/// The answer line of a refused command.
+pub(crate) fn refusal(e: &CtlError) -> serde_json::Value {
+    json!({ "error": e.to_string() })
+}
+
+pub(crate) fn answer(s: &UnixStream, v: &serde_json::Value) {
     let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
     let mut w = s;
     let _ = writeln!(w, "{v}");
@@ -353,41 +358,33 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
     let read = read_request(reader, MAX_REQUEST_BYTES);
     slot.serving();
     if slot.evicted() {
-        answer(
-            &s,
-            &json!({ "error": "closed to make room: no complete request was sent while the \
-                               control socket was full; try again" }),
-        );
+        answer(&s, &refusal(&CtlError::Evicted));
         return;
     }
     let line = match read {
         Ok(l) => l,
         Err(RequestError::TooLarge) => {
-            answer(
-                &s,
-                &json!({ "error": format!(
-                    "request too large (at most {MAX_REQUEST_BYTES} bytes)"
-                ) }),
-            );
+            let e = CtlError::RequestTooLarge {
+                max: MAX_REQUEST_BYTES,
+            };
+            answer(&s, &refusal(&e));
             return;
         }
         Err(RequestError::Io(e))
             if e.kind() == std::io::ErrorKind::TimedOut
                 || e.kind() == std::io::ErrorKind::WouldBlock =>
         {
-            answer(
-                &s,
-                &json!({ "error": format!(
-                    "no complete request within {}s", REQUEST_DEADLINE.as_secs()
-                ) }),
-            );
+            let e = CtlError::RequestTimeout {
+                secs: REQUEST_DEADLINE.as_secs(),
+            };
+            answer(&s, &refusal(&e));
             return;
         }
         Err(_) => return,
     };
     // the same pure parser the `control_request` fuzz target runs
     let reply = match Command::parse_request(&line) {
-        Err(e) => json!({ "error": e }),
+        Err(e) => refusal(&e),
         Ok(cmd) => {
             let name = cmd_name(&cmd);
             match &peer {
@@ -402,11 +399,11 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                         p.uid,
                         access.label
                     );
-                    json!({ "error": format!(
-                        "permission denied: {name} changes the switch and needs root or \
-                         membership of the control group {} (switch.ctl_group); uid {} is \
-                         neither", access.label, p.uid
-                    ) })
+                    refusal(&CtlError::PermissionDenied {
+                        cmd: name,
+                        group: access.label.clone(),
+                        uid: p.uid,
+                    })
                 }
                 Err(e) if cmd.mutates() => {
                     tracing::warn!(
@@ -415,10 +412,10 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                         error = %e,
                         "control command refused: cannot read the peer's credentials"
                     );
-                    json!({ "error": format!(
-                        "permission denied: {name} changes the switch and the caller's \
-                         credentials could not be read ({e})"
-                    ) })
+                    refusal(&CtlError::CredentialsUnknown {
+                        cmd: name,
+                        error: e.to_string(),
+                    })
                 }
                 _ => {
                     if cmd.mutates() {
@@ -432,9 +429,14 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                             );
                         }
                     }
+                    if cmd == Command::Watch {
+                        // a stream, not one answer: it ends when either side goes away
+                        crate::watch::serve(&s, ctl);
+                        return;
+                    }
                     match ctl.call(cmd) {
-                        Ok(v) => json!({ "ok": v }),
-                        Err(e) => json!({ "error": e }),
+                        Ok(v) => json!({ "ok": v.to_json() }),
+                        Err(e) => refusal(&e),
                     }
                 }
             }
@@ -443,9 +445,9 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
     answer(&s, &reply);
 }
 
-/// Send one command to a running switch.
-pub fn call(socket: &Path, cmd: &Command) -> Result<serde_json::Value, String> {
-    let mut s = UnixStream::connect(socket).map_err(|e| {
+/// Connects to a running switch's control socket.
+pub(crate) fn connect(socket: &Path) -> Result<UnixStream, String> {
+    UnixStream::connect(socket).map_err(|e| {
         if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!(
                 "cannot reach the switch at {}: {e} (the control socket is for root and \
@@ -458,18 +460,32 @@ pub fn call(socket: &Path, cmd: &Command) -> Result<serde_json::Value, String> {
                 socket.display()
             )
         }
+    })
+}
+
+/// The `ok` part of an answer line, or the switch's error (its message).
+pub(crate) fn parse_answer(line: &str) -> Result<serde_json::Value, CtlError> {
+    let v: serde_json::Value = serde_json::from_str(line.trim()).map_err(|e| CtlError::Remote {
+        message: format!("bad answer from the switch: {e}"),
     })?;
+    if let Some(e) = v.get("error") {
+        return Err(CtlError::Remote {
+            message: e.as_str().unwrap_or("error").to_string(),
+        });
+    }
+    Ok(v.get("ok").cloned().unwrap_or(serde_json::Value::Null))
+}
+
+/// Send one command to a running switch; its answer as the command's typed view.
+pub fn call(socket: &Path, cmd: &Command) -> Result<View, String> {
+    let mut s = connect(socket)?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
     let req = serde_json::to_string(cmd).map_err(|e| e.to_string())?;
     writeln!(s, "{req}").map_err(|e| e.to_string())?;
     let mut resp = String::new();
     s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-    let v: serde_json::Value = serde_json::from_str(resp.trim())
-        .map_err(|e| format!("bad answer from the switch: {e}"))?;
-    if let Some(e) = v.get("error") {
-        return Err(e.as_str().unwrap_or("error").to_string());
-    }
-    Ok(v.get("ok").cloned().unwrap_or(serde_json::Value::Null))
+    let ok = parse_answer(&resp).map_err(|e| e.to_string())?;
+    View::decode(cmd, ok).map_err(|e| format!("bad answer from the switch: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -601,9 +617,9 @@ fn handle_http(mut s: TcpStream, ctl: &ControlHandle, slot: &Slot<TcpStream>) {
             slot.serving();
             match route(&head) {
                 HttpRoute::Metrics => match ctl.call(Command::Metrics) {
-                    Ok(serde_json::Value::String(t)) => ("200 OK", t),
+                    Ok(View::Metrics(t)) => ("200 OK", t),
                     Ok(_) => ("500 Internal Server Error", String::new()),
-                    Err(e) => ("503 Service Unavailable", e),
+                    Err(e) => ("503 Service Unavailable", e.to_string()),
                 },
                 HttpRoute::NotFound => ("404 Not Found", "try /metrics\n".to_string()),
                 HttpRoute::MethodNotAllowed => {
@@ -708,6 +724,7 @@ mod tests {
             Command::ShowVips,
             Command::ShowStats,
             Command::Metrics,
+            Command::Watch,
         ] {
             assert!(!c.mutates(), "{c:?}");
         }

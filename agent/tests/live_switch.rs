@@ -721,3 +721,79 @@ fn vm_link_down_counts_port_down_not_tx_error() {
     vm1.ping_ok(vm2.ip4, 2);
     lab.finish();
 }
+
+// ---------------------------------------------------------------------------------------
+// 8. `vswitch ctl watch --json` follows a VIP claimed by a guest and moved by the operator
+// ---------------------------------------------------------------------------------------
+
+/// The `vip_moved` events in a `ctl watch --json` output so far.
+fn moved_events(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "vip_moved")
+        .collect()
+}
+
+#[test]
+fn ctl_watch_sees_vip_moves() {
+    if !require_root() {
+        return;
+    }
+    let b = Backend::Tap;
+    let lab = Lab::new("evt", 208);
+    for n in ["vm1", "vm2", "vm3"] {
+        lab.add_vm(VmSpec::new(n, b));
+    }
+    let vip = lab.ip4(100);
+    lab.set_extra_config(&web_vip(&[vip.into()]));
+    lab.start();
+    let sock = lab.socket.to_string_lossy().into_owned();
+    let watch = lab.spawn_host(
+        "watch",
+        &[common::VSWITCH, "ctl", "watch", "--json", "--socket", &sock],
+    );
+    assert!(
+        watch.wait_for_output("watching the events", Duration::from_secs(5)),
+        "ctl watch did not start: {}",
+        watch.output()
+    );
+    // a guest claims the VIP with one gratuitous ARP
+    let vm1 = lab.vm("vm1");
+    vm1.must(&format!("ip addr add {vip}/32 dev {}", vm1.dev));
+    vm1.must(&format!("arping -c 1 -U -I {} {vip}", vm1.dev));
+    lab.wait_vip_owners("web", &["vm1"], secs(2.0));
+    // the operator moves it
+    lab.ctl(&["vip", "move", "web", "vm2"]);
+    let epoch = lab.vip("web")["epoch"].as_u64().unwrap();
+    let read = || std::fs::read_to_string(&watch.out).unwrap_or_default();
+    let by = |reason: &str| {
+        moved_events(&read())
+            .into_iter()
+            .find(|m| m["reason"] == reason)
+    };
+    let seen = wait_until(secs(3.0), || by("claim").is_some() && by("admin").is_some());
+    assert!(seen.is_some(), "ctl watch saw:\n{}", watch.output());
+    let out = read();
+    let claim = by("claim").unwrap();
+    assert_eq!(claim["vip"], "web", "{claim}");
+    assert_eq!(claim["to"], "vm1", "{claim}");
+    assert_eq!(claim["mac"], vm1.mac.to_string(), "{claim}");
+    let admin = by("admin").unwrap();
+    assert_eq!(admin["from"], "vm1", "{admin}");
+    assert_eq!(admin["to"], "vm2", "{admin}");
+    assert_eq!(admin["reason"], "admin", "{admin}");
+    assert_eq!(admin["epoch"].as_u64(), Some(epoch), "{admin}");
+    // every line is one JSON object
+    for l in out.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["event"].is_string(), "{l}");
+    }
+    // the stream ends when the switch stops
+    lab.stop_switch();
+    assert!(
+        wait_until(secs(5.0), || !watch.running()).is_some(),
+        "ctl watch still running after the switch stopped"
+    );
+    lab.finish();
+}

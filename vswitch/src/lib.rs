@@ -14,6 +14,7 @@
 //! - [`port`]: tap / AF_PACKET / in-memory port backends behind one batch trait;
 //! - [`datapath`]: threads that connect ports, pipeline and control;
 //! - [`request`]: the control-socket request parser (JSON line → [`datapath::Command`]);
+//! - [`view`]: the typed answers, errors and events of the control surface;
 //! - [`vrrp`]: VRRP adverts (parse, priority-0 copy) for the crashed-master step-down;
 //! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`]: supporting pieces.
 #![warn(missing_docs)]
@@ -32,5 +33,6 @@ pub mod port;
 pub mod request;
 pub mod state;
 pub mod verdict;
+pub mod view;
 pub mod vrrp;
 pub mod wire;

@@ -6,19 +6,23 @@
 //! fields of [`Command`]); surrounding ASCII whitespace (the line's `\n`) is ignored.
 
 use crate::datapath::Command;
+use crate::view::CtlError;
 
 /// Longest request line the control socket reads (a real command is well under 1 KiB).
 pub const MAX_REQUEST_LEN: usize = 64 * 1024;
 
 impl Command {
-    /// Parses one request line. Never panics; the error is the message the control socket
-    /// sends back (`bad request: …`).
-    pub fn parse_request(line: &[u8]) -> Result<Command, String> {
+    /// Parses one request line. Never panics; the error ([`CtlError::BadRequest`]) says
+    /// what the control socket sends back (`bad request: …`).
+    pub fn parse_request(line: &[u8]) -> Result<Command, CtlError> {
         if line.len() > MAX_REQUEST_LEN {
-            return Err(format!("bad request: longer than {MAX_REQUEST_LEN} bytes"));
+            return Err(CtlError::BadRequest {
+                message: format!("longer than {MAX_REQUEST_LEN} bytes"),
+            });
         }
-        serde_json::from_slice::<Command>(line.trim_ascii())
-            .map_err(|e| format!("bad request: {e}"))
+        serde_json::from_slice::<Command>(line.trim_ascii()).map_err(|e| CtlError::BadRequest {
+            message: e.to_string(),
+        })
     }
 }
 
@@ -59,6 +63,7 @@ mod tests {
             Command::ShowStats,
             Command::Reload,
             Command::Metrics,
+            Command::Watch,
             Command::VipRelease {
                 vip: "v".into(),
                 port: "p\u{e9}\"".into(),
@@ -80,7 +85,7 @@ mod tests {
             b"{\"cmd\":\"show-vips\"} trailing",
         ] {
             let e = Command::parse_request(bad).expect_err("must be refused");
-            assert!(e.starts_with("bad request: "), "{e}");
+            assert!(e.to_string().starts_with("bad request: "), "{e}");
         }
         let long = vec![b' '; MAX_REQUEST_LEN + 1];
         assert!(Command::parse_request(&long).is_err());

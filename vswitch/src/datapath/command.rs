@@ -1,6 +1,5 @@
-//! Operator commands: the typed requests of the control socket and their answer type.
-
-use serde_json::Value;
+//! Operator commands: the typed requests of the control socket. Their answers are the
+//! views of [`crate::view`].
 
 /// An operator command (from the control socket).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -39,6 +38,10 @@ pub enum Command {
     Reload,
     /// Prometheus text exposition.
     Metrics,
+    /// Stream the control thread's events ([`crate::view::Event`]) until the client goes
+    /// away or the switch stops. Only the control socket serves it (in process:
+    /// `Daemon::subscribe`).
+    Watch,
 }
 
 impl Command {
@@ -51,7 +54,8 @@ impl Command {
             | Command::ShowFdb
             | Command::ShowVips
             | Command::ShowStats
-            | Command::Metrics => false,
+            | Command::Metrics
+            | Command::Watch => false,
             Command::VipMove { .. }
             | Command::VipRelease { .. }
             | Command::PortAdmin { .. }
@@ -59,6 +63,3 @@ impl Command {
         }
     }
 }
-
-/// The answer to a command: JSON data, or an error message for the operator.
-pub type Reply = Result<Value, String>;

@@ -14,15 +14,23 @@ use mio::Waker;
 use vip_table::{PortId, Timestamp};
 
 use crate::config::{Config, PortBinding};
-use crate::control::{Outbound, Switch, SwitchEvent};
+use crate::control::{Outbound, ReloadReport, Switch, SwitchEvent};
 use crate::pipeline::{Effects, Snapshot};
 use crate::port::tap::TapPort;
+use crate::view::{CtlError, Event, ReloadResult};
 
 use super::daemon::{interface_exists, open_binding};
+use super::subscribers::Subscribers;
 use super::{Clock, ToControl, ToWorker};
 
-pub(super) fn log_events(sw: &mut Switch, reaction: Option<(Timestamp, Timestamp)>) {
+/// Log the switch's new events and hand them to the subscribers.
+pub(super) fn log_events(
+    sw: &mut Switch,
+    reaction: Option<(Timestamp, Timestamp)>,
+    subs: &mut Subscribers,
+) {
     for e in sw.take_events() {
+        subs.publish(&Event::from(&e));
         let msg = e.to_string();
         match e {
             SwitchEvent::VipMoved {
@@ -141,6 +149,8 @@ pub(super) struct ControlLoop {
     pub(super) saved_fp: Option<u64>,
     /// The last write failed (logged once until one succeeds).
     pub(super) save_failed: bool,
+    /// Who gets the events.
+    pub(super) subs: Subscribers,
 }
 
 /// Restore the VIP state file into a freshly built switch; a missing file is no news, a bad
@@ -195,13 +205,14 @@ impl ControlLoop {
             }
             let mut ob = Vec::new();
             self.sw.tick(self.clock.now(), &mut ob);
-            log_events(&mut self.sw, None);
+            self.emit(None);
+            self.subs.flush_lag();
             self.flush(ob);
             self.save_state();
             if reload.swap(false, Ordering::Relaxed) {
                 match self.reload() {
                     Ok(v) => {
-                        tracing::info!(target: "vswitch::config", event = "reload", result = %v, "configuration reloaded")
+                        tracing::info!(target: "vswitch::config", event = "reload", result = %v.summary, "configuration reloaded")
                     }
                     Err(e) => {
                         tracing::error!(target: "vswitch::config", event = "reload_refused", error = %e, "configuration reload refused; the running configuration stays")
@@ -215,6 +226,11 @@ impl ControlLoop {
         }
         let _ = self.wtx.send(ToWorker::Shutdown);
         let _ = self.waker.wake();
+    }
+
+    /// Log the switch's new events and hand them to the subscribers.
+    fn emit(&mut self, reaction: Option<(Timestamp, Timestamp)>) {
+        log_events(&mut self.sw, reaction, &mut self.subs);
     }
 
     /// Write the VIP state file if the VIP state changed since the last write.
@@ -271,7 +287,7 @@ impl ControlLoop {
                 };
                 let now = self.clock.now();
                 self.sw.apply(&fx, now, &mut ob);
-                log_events(&mut self.sw, Some((at, now)));
+                self.emit(Some((at, now)));
             }
             ToControl::Vrrp { advert, at } => {
                 self.sw.record_vrrp(advert.port, &advert.frame, at);
@@ -286,16 +302,20 @@ impl ControlLoop {
                     tracing::warn!(target: "vswitch::port", port = %self.sw.port_name(port), reason = %why, "port device vanished");
                     self.sw
                         .set_port_oper(port, false, self.clock.now(), &mut ob);
-                    log_events(&mut self.sw, None);
+                    self.emit(None);
                 }
                 // Publish and send (a crashed master's resignation) before closing it.
                 self.flush(std::mem::take(&mut ob));
                 drop(dev);
             }
+            ToControl::Subscribe { tx, registered } => {
+                self.subs.push(tx);
+                let _ = registered.send(());
+            }
             ToControl::Cmd { cmd, reply } => {
                 let r = self.command(cmd, &mut ob);
                 let _ = reply.send(r);
-                log_events(&mut self.sw, None);
+                self.emit(None);
             }
         }
         self.flush(ob);
@@ -330,7 +350,7 @@ impl ControlLoop {
                     let _ = self.waker.wake();
                     let mut ob = Vec::new();
                     self.sw.set_port_oper(pid, true, self.clock.now(), &mut ob);
-                    log_events(&mut self.sw, None);
+                    self.emit(None);
                     self.flush(ob);
                 }
                 Err(e) => {
@@ -340,12 +360,40 @@ impl ControlLoop {
         }
     }
 
-    pub(super) fn reload(&mut self) -> Result<String, String> {
-        let path = self
-            .config_path
-            .clone()
-            .ok_or_else(|| "the switch was started without a configuration file".to_string())?;
-        let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+    /// Re-read the configuration file and apply it; tells the subscribers either way.
+    pub(super) fn reload(&mut self) -> Result<ReloadResult, CtlError> {
+        match self.apply_config_file() {
+            Ok(report) => {
+                let summary = format!(
+                    "added {:?}, removed {:?}, kept {}",
+                    report.added,
+                    report.removed,
+                    report.kept.len()
+                );
+                self.subs.publish(&Event::Reloaded {
+                    added: report.added,
+                    removed: report.removed,
+                    kept: report.kept,
+                });
+                Ok(ReloadResult {
+                    reloaded: true,
+                    summary,
+                })
+            }
+            Err(e) => {
+                self.subs.publish(&Event::ReloadRefused {
+                    error: e.to_string(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_config_file(&mut self) -> Result<ReloadReport, CtlError> {
+        let path = self.config_path.clone().ok_or(CtlError::NoConfigFile)?;
+        let cfg = Config::load(&path).map_err(|e| CtlError::InvalidConfig {
+            message: e.to_string(),
+        })?;
         let old_bindings: HashMap<String, PortBinding> = self
             .sw
             .config()
@@ -377,7 +425,12 @@ impl ControlLoop {
             }
         }
         let now = self.clock.now();
-        let report = self.sw.reload(cfg, now).map_err(|e| e.to_string())?;
+        let report = self
+            .sw
+            .reload(cfg, now)
+            .map_err(|e| CtlError::InvalidConfig {
+                message: e.to_string(),
+            })?;
         let new_bindings = self.sw.config().ports.iter().map(|p| &p.binding);
         for tap in crate::config::removed_taps(old_bindings.values(), new_bindings) {
             match TapPort::delete(&tap) {
@@ -406,13 +459,8 @@ impl ControlLoop {
             add,
         });
         let _ = self.waker.wake();
-        log_events(&mut self.sw, None);
+        self.emit(None);
         self.flush(ob);
-        Ok(format!(
-            "added {:?}, removed {:?}, kept {}",
-            report.added,
-            report.removed,
-            report.kept.len()
-        ))
+        Ok(report)
     }
 }

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use mio::{Poll, Waker};
 use vip_table::PortId;
 
@@ -16,8 +16,10 @@ use crate::control::{ControlError, Switch};
 use crate::port::af_packet::{PacketOptions, PacketPort};
 use crate::port::tap::{TapOptions, TapPort};
 use crate::port::{Port, PortError};
+use crate::view::{CtlError, Event};
 
 use super::control_loop::{log_events, restore_state, ControlLoop};
+use super::subscribers::{self, Subscribers};
 use super::worker::Worker;
 use super::{Clock, Command, Reply, ToControl, ToWorker, WAKE};
 
@@ -46,14 +48,33 @@ pub struct ControlHandle {
 }
 
 impl ControlHandle {
-    /// Run a command and wait for its answer (at most 10 s).
+    /// Run a command and wait for its answer (at most 10 s). [`Command::Watch`] is not a
+    /// call ([`CtlError::NotACall`]): use [`ControlHandle::subscribe`].
     pub fn call(&self, cmd: Command) -> Reply {
+        if cmd == Command::Watch {
+            return Err(CtlError::NotACall);
+        }
         let (rtx, rrx) = bounded(1);
         self.tx
             .send(ToControl::Cmd { cmd, reply: rtx })
-            .map_err(|_| "the switch is shutting down".to_string())?;
+            .map_err(|_| CtlError::ShuttingDown)?;
         rrx.recv_timeout(Duration::from_secs(10))
-            .map_err(|_| "the control thread did not answer".to_string())?
+            .map_err(|_| CtlError::NoAnswer)?
+    }
+
+    /// Subscribe to the control thread's events (see [`crate::view::Event`] for what, when
+    /// and the lag rule). Returns once the control thread has registered the subscriber:
+    /// every event it emits from then on is delivered (or counted as missed). The receiver disconnects when the switch stops; dropping it
+    /// unsubscribes.
+    pub fn subscribe(&self) -> Result<Receiver<Event>, CtlError> {
+        let (tx, rx) = subscribers::channel();
+        let (registered, done) = bounded(1);
+        self.tx
+            .send(ToControl::Subscribe { tx, registered })
+            .map_err(|_| CtlError::ShuttingDown)?;
+        done.recv_timeout(Duration::from_secs(10))
+            .map_err(|_| CtlError::NoAnswer)?;
+        Ok(rx)
     }
 }
 
@@ -92,7 +113,9 @@ impl Daemon {
                 }
             }
         }
-        log_events(&mut sw, None);
+        // nobody can have subscribed yet: these events are only logged
+        let mut subs = Subscribers::default();
+        log_events(&mut sw, None, &mut subs);
         let snap = Arc::new(ArcSwap::new(sw.snapshot()));
         let stop = Arc::new(AtomicBool::new(false));
         let reload = Arc::new(AtomicBool::new(false));
@@ -126,6 +149,7 @@ impl Daemon {
                 boot_id,
                 saved_fp: None,
                 save_failed: false,
+                subs,
             };
             let pending_ob = ob;
             threads.push(
@@ -146,6 +170,11 @@ impl Daemon {
     /// A handle to send commands.
     pub fn control(&self) -> ControlHandle {
         self.control.clone()
+    }
+
+    /// Subscribe to the control thread's events: see [`ControlHandle::subscribe`].
+    pub fn subscribe(&self) -> Result<Receiver<Event>, CtlError> {
+        self.control.subscribe()
     }
 
     /// Ask for a configuration reload (what SIGHUP does).

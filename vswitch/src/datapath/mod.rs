@@ -9,7 +9,7 @@
 //! - the control thread is the only writer of ports, VIPs and configuration; it publishes
 //!   snapshots through an `ArcSwap`; it runs timers (pending claims, FDB sweeps), operator
 //!   commands, reloads and device re-attachment; it logs every VIP move and hijack attempt as
-//!   a structured event;
+//!   a structured event and hands every event to its subscribers ([`crate::view::Event`]);
 //! - a port whose device vanishes (reads/writes report it gone) goes down; the others keep
 //!   forwarding. Every second the control thread looks for down ports whose interface exists
 //!   again and re-attaches them;
@@ -20,11 +20,14 @@
 //!   tap (`IFF_MULTI_QUEUE`). This build runs one worker.
 //!
 //! ## Files
-//! - [`command`]: the typed operator commands and their answer type, shared by the daemon,
-//!   the CLI (through the control socket) and the tests;
-//! - [`daemon`]: starting and stopping the threads, opening port devices;
+//! - [`command`]: the typed operator commands, shared by the daemon, the CLI (through the
+//!   control socket) and the tests; their answers, errors and events are in [`crate::view`];
+//! - [`daemon`]: starting and stopping the threads, opening port devices, subscribing to
+//!   events ([`Daemon::subscribe`]);
 //! - `control_loop`: the control thread (owns [`Switch`]; timers, commands, reloads,
-//!   re-attachment, the VIP state file) and its JSON views of the state (`views`);
+//!   re-attachment, the VIP state file) and the typed views it answers with (`views`);
+//! - `subscribers`: the control thread's event subscribers (bounded queues, `try_send`: a
+//!   slow subscriber lags, see [`crate::view::Event`]);
 //! - `worker`: the worker thread (polls the ports, runs the pipeline, sends).
 //!
 //! ## Control ↔ worker protocol
@@ -37,8 +40,8 @@
 //! - worker → control (`ToControl`, capacity 8192, `try_send`: a full queue drops the
 //!   message, never blocks the datapath): `Vip` (a claim, hijack or discovery answer with its
 //!   arrival time), `Vrrp` (a candidate's advert), `Gone` (a port's device vanished; the
-//!   device itself is handed over to be closed off the datapath), and `Cmd` from the control
-//!   socket threads with a reply channel;
+//!   device itself is handed over to be closed off the datapath), `Cmd` from the control
+//!   socket threads with a reply channel, and `Subscribe` (a new event subscriber's queue);
 //! - snapshots: the control thread publishes a new `Arc<Snapshot>` after every change; the
 //!   worker loads it once per round and only uses one whose `layout` matches the port table
 //!   it holds (a `Relayout` message is on its way otherwise).
@@ -55,10 +58,12 @@ use crate::port::Port;
 pub mod command;
 mod control_loop;
 pub mod daemon;
+mod subscribers;
 mod views;
 mod worker;
 
-pub use command::{Command, Reply};
+pub use crate::view::Reply;
+pub use command::Command;
 pub use daemon::{ControlHandle, Daemon, DaemonError, DaemonOptions};
 
 /// Frames drained from one port per round.
@@ -154,5 +159,10 @@ pub(crate) enum ToControl {
     Cmd {
         cmd: Command,
         reply: Sender<Reply>,
+    },
+    /// A new event subscriber (its queue's sending end); `registered` is told once it is.
+    Subscribe {
+        tx: Sender<crate::view::Event>,
+        registered: Sender<()>,
     },
 }

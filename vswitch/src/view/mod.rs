@@ -1,0 +1,101 @@
+//! The typed control surface: what the daemon answers ([`View`]), why it refuses
+//! ([`CtlError`]) and what it announces ([`Event`]). Shared by the daemon, the CLI and the
+//! tests; JSON is a rendering of these types, not the model.
+//!
+//! Contract:
+//! - every [`Command`] has one answer type: `show ports` → [`PortView`]s, `show fdb` →
+//!   [`FdbEntryView`]s, `show vips` → [`VipView`]s, `show stats` → [`PortStatsView`]s,
+//!   `vip-move` → [`MoveResult`], `vip-release` → [`ReleaseResult`], `port-admin` →
+//!   [`PortAdminResult`], `reload` → [`ReloadResult`], `metrics` → the Prometheus text,
+//!   `watch` → [`WatchStarted`] followed by a stream of [`Event`]s;
+//! - on the control socket an answer is `{"ok": <view>}` and a refusal
+//!   `{"error": "<CtlError's message>"}`, one line each. A view serializes to exactly the
+//!   JSON the socket always carried (same field names and shapes; objects' keys are sorted,
+//!   as `serde_json::Value` writes them): tests and scripts read it;
+//! - the JSON of a view does not say which view it is (a list of ports and a list of FDB
+//!   entries are both arrays): a client decodes it for the command it sent
+//!   ([`View::decode`]).
+//!
+//! ## Files
+//! - `ports`, `fdb`, `vips`, `stats`: the `show` views;
+//! - `results`: the answers of the commands that change the switch, and `watch`'s first line;
+//! - `error`: [`CtlError`];
+//! - `event`: [`Event`], its delivery rule and its one-line rendering.
+
+use serde::Serialize;
+
+use crate::datapath::Command;
+
+mod error;
+mod event;
+mod fdb;
+mod ports;
+mod results;
+mod stats;
+mod vips;
+
+pub use error::CtlError;
+pub use event::{Event, SUBSCRIBER_QUEUE};
+pub use fdb::FdbEntryView;
+pub use ports::{AddressPairView, PortView};
+pub use results::{MoveResult, PortAdminResult, ReleaseResult, ReloadResult, WatchStarted};
+pub use stats::PortStatsView;
+pub use vips::{HijackView, LastClaimView, MoveView, OwnerView, PendingView, VipView};
+
+/// The answer to a command: a view of the state, or why it was refused.
+pub type Reply = Result<View, CtlError>;
+
+/// The answer to one command.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum View {
+    /// `show ports`.
+    Ports(Vec<PortView>),
+    /// `show fdb`.
+    Fdb(Vec<FdbEntryView>),
+    /// `show vips`.
+    Vips(Vec<VipView>),
+    /// `show stats`.
+    Stats(Vec<PortStatsView>),
+    /// `vip move`.
+    Moved(MoveResult),
+    /// `vip release`.
+    Released(ReleaseResult),
+    /// `port up|down`.
+    PortAdmin(PortAdminResult),
+    /// `reload`.
+    Reloaded(ReloadResult),
+    /// `metrics`: the Prometheus text exposition.
+    Metrics(String),
+    /// `watch`: the stream starts.
+    Watching(WatchStarted),
+}
+
+impl View {
+    /// The JSON rendering (what `{"ok": …}` carries and `--json` prints).
+    pub fn to_json(&self) -> serde_json::Value {
+        // Views are plain data (strings, numbers, maps with string keys): serializing
+        // them cannot fail; `Null` would only mark a bug.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Decode the JSON answer to `cmd` (the `ok` part) into its view.
+    pub fn decode(cmd: &Command, v: serde_json::Value) -> Result<View, serde_json::Error> {
+        use serde_json::from_value as de;
+        Ok(match cmd {
+            Command::ShowPorts => View::Ports(de(v)?),
+            Command::ShowFdb => View::Fdb(de(v)?),
+            Command::ShowVips => View::Vips(de(v)?),
+            Command::ShowStats => View::Stats(de(v)?),
+            Command::VipMove { .. } => View::Moved(de(v)?),
+            Command::VipRelease { .. } => View::Released(de(v)?),
+            Command::PortAdmin { .. } => View::PortAdmin(de(v)?),
+            Command::Reload => View::Reloaded(de(v)?),
+            Command::Metrics => View::Metrics(de(v)?),
+            Command::Watch => View::Watching(de(v)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
