@@ -144,6 +144,8 @@ pub(super) struct ControlLoop {
     pub(super) clock: Clock,
     pub(super) config_path: Option<PathBuf>,
     pub(super) last_attach_try: Instant,
+    /// When the heap was last trimmed (see [`super::heap`]).
+    pub(super) last_trim: Instant,
     pub(super) boot_id: String,
     /// Fingerprint of the VIP state last written to the state file.
     pub(super) saved_fp: Option<u64>,
@@ -218,6 +220,10 @@ impl ControlLoop {
                         tracing::error!(target: "vswitch::config", event = "reload_refused", error = %e, "configuration reload refused; the running configuration stays")
                     }
                 }
+            }
+            if self.last_trim.elapsed() >= super::heap::TRIM_EVERY {
+                super::heap::trim_heap();
+                self.last_trim = Instant::now();
             }
             if self.last_attach_try.elapsed() >= Duration::from_secs(1) {
                 self.last_attach_try = Instant::now();
@@ -365,7 +371,8 @@ impl ControlLoop {
         let result = self.apply_config_file();
         // A reload builds and drops a whole configuration (and, when refused, the parser's
         // error state): hand the freed pages back so RSS does not ratchet up with reloads.
-        trim_heap();
+        super::heap::trim_heap();
+        self.last_trim = Instant::now();
         match result {
             Ok(report) => {
                 let summary = format!(
@@ -466,17 +473,5 @@ impl ControlLoop {
         self.emit(None);
         self.flush(ob);
         Ok(report)
-    }
-}
-
-/// Returns the allocator's free pages to the kernel (glibc `malloc_trim(0)`, which walks every
-/// arena, not only the top of the main heap). Called after work that allocates and frees a lot
-/// at once (a reload), never on the forwarding path; a no-op on other C libraries.
-fn trim_heap() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim takes no pointers and only touches the allocator's own state, which
-    // it locks; it is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }

@@ -89,6 +89,9 @@ pub struct Daemon {
 impl Daemon {
     /// Open the ports and start the control thread and the worker.
     pub fn start(config: Config, opts: DaemonOptions) -> Result<Daemon, DaemonError> {
+        if !super::heap::tune_allocator() {
+            tracing::warn!("the allocator refused the mmap threshold; RSS may creep up with reloads and VIP moves");
+        }
         let clock = Clock::new();
         let state_path = crate::state::path_in(&config.switch.state_dir);
         let mut sw = Switch::new(config, clock.now())?;
@@ -146,6 +149,7 @@ impl Daemon {
                 clock,
                 config_path: opts.config_path,
                 last_attach_try: Instant::now(),
+                last_trim: Instant::now(),
                 boot_id,
                 saved_fp: None,
                 save_failed: false,

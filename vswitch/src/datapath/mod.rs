@@ -58,6 +58,7 @@ use crate::port::Port;
 pub mod command;
 mod control_loop;
 pub mod daemon;
+pub mod heap;
 mod subscribers;
 mod views;
 mod worker;
