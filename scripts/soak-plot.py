@@ -59,20 +59,29 @@ def main():
         by_inc.setdefault(int(s["incarnation"]), []).append(s)
     for n, ss in sorted(by_inc.items()):
         t = [float(s["t"]) for s in ss]
-        ax_rss.plot(t, [int(s["rss_kb"]) / 1024 for s in ss], color="tab:purple", lw=1.2)
+        first = n == min(by_inc)
+        ax_rss.plot(t, [int(s["rss_kb"]) / 1024 for s in ss], color="tab:purple", lw=1.2,
+                    label="VmRSS" if first else None)
+        if "anon_kb" in ss[0]:
+            ax_rss.plot(t, [int(s["anon_kb"]) / 1024 for s in ss], color="tab:blue", lw=1.2,
+                        label="RssAnon (judged)" if first else None)
+            ax_rss.plot(t, [int(s["file_kb"]) / 1024 for s in ss], color="tab:gray", lw=1.0,
+                        label="RssFile (binary pages)" if first else None)
         ax_fd.plot(t, [int(s["fds"]) for s in ss], color="tab:brown", lw=1.2, drawstyle="steps-post")
     kills = [float(e["t"]) for e in events if e["kind"] in ("kill", "final-kill", "restart")]
     for ax in (ax_rss, ax_fd, ax_out):
         for k in kills:
             ax.axvline(k, color="tab:red", ls="--", lw=0.7, alpha=0.6)
-    ax_rss.set_ylabel("VmRSS (MiB)")
+    ax_rss.set_ylabel("memory (MiB)")
     ax_fd.set_ylabel("open fds")
     rss_all = [int(s["rss_kb"]) / 1024 for s in samples] or [0]
-    ax_rss.set_ylim(min(rss_all) * 0.85, max(rss_all) * 1.1)
+    low = [int(s.get("anon_kb") or s["rss_kb"]) / 1024 for s in samples] or [0]
+    ax_rss.set_ylim(min(low) * 0.85, max(rss_all) * 1.1)
     fd_all = [int(s["fds"]) for s in samples] or [0]
     ax_fd.set_ylim(0, max(fd_all) + 4)
     # The +-5 % band around the reference level (the first incarnation after the warm-up).
-    for ax, key, scale in ((ax_rss, "rss_kb", 1024.0), (ax_fd, "fds", 1.0)):
+    rss_key = "rss_anon_kb" if "rss_anon_kb" in summary else "rss_kb"
+    for ax, key, scale in ((ax_rss, rss_key, 1024.0), (ax_fd, "fds", 1.0)):
         ref = [l["level"] for l in summary.get(key, []) if l["incarnation"] >= 1]
         if ref:
             r = ref[0] / scale
@@ -100,7 +109,7 @@ def main():
     own = summary.get("ownership", {})
     fig.suptitle(
         "vswitch soak: {:.0f} s, kill -9 every {:.0f} s, flap every {:.0f} s, reload every {:.0f} s, "
-        "tap delete every {:.0f} s\nworst steady-state deviation: RSS {:.1f} %, fds {:.1f} % (limit 5 %); "
+        "tap delete every {:.0f} s\nworst steady-state deviation: RSS (anon) {:.1f} %, fds {:.1f} % (limit 5 %); "
         "ownership after the final restart: {}".format(
             p["duration"], p["kill_every"], p["flap_every"], p["reload_every"], p["tap_every"],
             100 * (summary.get("rss_worst_dev") or 0), 100 * (summary.get("fds_worst_dev") or 0),
