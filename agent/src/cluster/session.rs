@@ -425,7 +425,8 @@ fn apply_events(state: &ClusterState, me: &str, events: &[etcd_client::Event]) -
             EventType::Put => apply_put(&mut g, kv),
             EventType::Delete => match schema::parse_key(kv.key()) {
                 Some(Key::Host(h)) => {
-                    if g.hosts.remove(&h).is_some() && h != me {
+                    let known = g.hosts.remove(&h).is_some();
+                    if known && h != me {
                         tracing::info!(event = "cluster_host_down", host = %h, "host left the cluster");
                     }
                 }

@@ -557,7 +557,7 @@ mod tests {
 
     #[test]
     fn endpoints_share_one_scheme() {
-        let dir = tempdir();
+        let dir = tempdir("scheme");
         let ca = file(&dir, "ca.pem");
         let text = replace(
             "[\"http://10.250.0.11:2379\"]",
@@ -574,14 +574,27 @@ mod tests {
         );
     }
 
-    fn tempdir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!(
-            "vswitch-cluster-cfg-{}-{:?}",
-            std::process::id(),
-            std::thread::current().id()
-        ));
+    /// A private directory, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl std::ops::Deref for TempDir {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn tempdir(test: &str) -> TempDir {
+        let d =
+            std::env::temp_dir().join(format!("vswitch-cluster-cfg-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
-        d
+        TempDir(d)
     }
 
     fn file(dir: &std::path::Path, name: &str) -> String {
@@ -592,7 +605,7 @@ mod tests {
 
     #[test]
     fn tls_files_must_exist_and_go_together() {
-        let dir = tempdir();
+        let dir = tempdir("tls");
         let (ca, cert, key) = (
             file(&dir, "ca.pem"),
             file(&dir, "c.pem"),
