@@ -1,6 +1,7 @@
 //! Live multi-host tests: real etcd (three members) and real `vswitch run` agents, each in
 //! its own network namespace (see `cluster_lab`). Root only; they skip with a message when
-//! not root or when etcd is not installed. Run with `--test-threads=1`.
+//! not root or when etcd is not installed. The labs take turns (a lock in `cluster_lab`),
+//! so the file also passes under `cargo test --workspace`'s parallel threads.
 //!
 //! Every wait polls with a generous deadline; no assertion depends on a timing threshold
 //! (the times are printed, for the record).

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -93,6 +94,10 @@ fn tail(path: &Path, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
+/// One lab at a time per test process: the namespace names are per process, and
+/// `cargo test` runs a file's tests in parallel unless told `--test-threads=1`.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 /// One etcd member.
 struct Member {
     name: String,
@@ -130,11 +135,15 @@ pub struct Cluster {
     namespaces: Vec<String>,
     /// Lease TTL written into every host's config.
     pub lease_ttl_secs: u32,
+    /// Held until the lab is torn down (a field: dropped after `Drop::drop` ran).
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Cluster {
     /// The fabric and three etcd members, started and healthy.
     pub fn new(test: &str, lease_ttl_secs: u32) -> Cluster {
+        // a test that failed while holding it poisoned it; its lab was still torn down
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let tag = format!("vcl{:x}", std::process::id());
         let dir = std::env::temp_dir().join(format!("vswitch-cluster-{tag}-{test}"));
         let _ = fs::remove_dir_all(&dir);
@@ -148,6 +157,7 @@ impl Cluster {
             hosts: BTreeMap::new(),
             namespaces: Vec::new(),
             lease_ttl_secs,
+            _turn: turn,
         };
         c.add_ns(&fabric);
         must(&["ip", "-n", &fabric, "link", "add", "br0", "type", "bridge"]);
