@@ -240,7 +240,7 @@ fn etcd_down_and_back_the_agent_registers_again() {
     });
     assert!(up.is_some(), "not registered again\n{}", c.logs());
     println!(
-        "registered again {:?} after etcd was healthy",
+        "registered again {:?} after the etcd restart began",
         back.elapsed()
     );
     assert!(c.log("host-a").contains("cluster_session_lost"));
@@ -287,4 +287,71 @@ fn standalone_show_hosts_says_cluster_mode_is_off() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(answered.is_some(), "{:?}", out());
+}
+
+#[test]
+fn a_reload_republishes_the_ports() {
+    if !can_run() {
+        return;
+    }
+    let mut c = Cluster::new("rld", TTL);
+    c.add_host("host-a", 1, &[("web1", "ta-web1"), ("web2", "ta-web2")]);
+    let ports = |c: &Cluster| {
+        c.etcd_get_prefix("/vswitch/v1/ports/")
+            .map(|kv| kv.keys().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let both = ["/vswitch/v1/ports/web1", "/vswitch/v1/ports/web2"];
+    assert!(
+        wait_until(SOON, || ports(&c) == both).is_some(),
+        "{:?}\n{}",
+        ports(&c),
+        c.logs()
+    );
+    // web2 leaves the file, web3 joins it; the [cluster] section stays
+    let cfg = &c.host("host-a").config;
+    let text = std::fs::read_to_string(cfg).unwrap();
+    let (head, cluster) = text.split_once("[cluster]").unwrap();
+    let head = head.replace(
+        "name = \"web2\"\ntap = \"ta-web2\"",
+        "name = \"web3\"\ntap = \"ta-web3\"",
+    );
+    std::fs::write(cfg, format!("{head}[cluster]{cluster}")).unwrap();
+    let out = std::process::Command::new(cluster_lab::VSWITCH)
+        .args(["ctl", "--socket"])
+        .arg(&c.host("host-a").socket)
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let after = ["/vswitch/v1/ports/web1", "/vswitch/v1/ports/web3"];
+    assert!(
+        wait_until(SOON, || ports(&c) == after).is_some(),
+        "{:?}\n{}",
+        ports(&c),
+        c.logs()
+    );
+    assert_eq!(c.local_entry("host-a").unwrap()["ports"], 2);
+    // a reload that changes [cluster] says the session keeps its settings
+    let text = std::fs::read_to_string(cfg).unwrap();
+    std::fs::write(
+        cfg,
+        text.replace("lease_ttl_secs = 3", "lease_ttl_secs = 4"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(cluster_lab::VSWITCH)
+        .args(["ctl", "--socket"])
+        .arg(&c.host("host-a").socket)
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        wait_until(SOON, || c
+            .log("host-a")
+            .contains("cluster_settings_changed"))
+        .is_some(),
+        "{}",
+        c.logs()
+    );
 }

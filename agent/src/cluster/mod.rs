@@ -7,7 +7,7 @@
 //! - **Threads.** The async runtime (tokio, current-thread) runs on one thread of its own,
 //!   `cluster`; a second plain thread, `cluster-events`, follows the switch's event stream
 //!   (`ControlHandle::subscribe`) and asks the control thread for the port list at start
-//!   and after every `Reloaded`. Neither touches the datapath threads: the datapath never
+//!   and after every `Reloaded` (or `Lagged`: a reload may have been missed). Neither touches the datapath threads: the datapath never
 //!   waits for etcd.
 //! - **Session** ([`session`]): connect, grant a lease of `cluster.lease_ttl_secs`, write
 //!   the host record and the port records under it, keep the lease alive (every third of
@@ -230,9 +230,11 @@ impl Cluster {
             .name("cluster-events".into())
             .spawn(move || {
                 for ev in events.iter() {
-                    if let Event::Reloaded { .. } = ev {
+                    // a lagged subscriber may have missed a reload: read the ports again
+                    let lagged = matches!(ev, Event::Lagged { .. });
+                    if let Event::Reloaded { .. } | Event::Lagged { .. } = ev {
                         if let Ok(c) = vswitch::config::Config::load(&config_path) {
-                            if c.cluster.as_ref() != Some(&started_with) {
+                            if !lagged && c.cluster.as_ref() != Some(&started_with) {
                                 tracing::warn!(
                                     event = "cluster_settings_changed",
                                     "the reloaded configuration changes [cluster]; the etcd \

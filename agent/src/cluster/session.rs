@@ -171,6 +171,8 @@ async fn session(
     let mut tick = tokio::time::interval(ttl_d / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ack = Instant::now();
+    // the event thread ends only when the switch does; then the stop signal follows
+    let mut switch_reports = true;
     loop {
         tokio::select! {
             _ = tick.tick() => {
@@ -216,12 +218,12 @@ async fn session(
                 Ok(None) => return Err("watch stream closed".into()),
                 Err(e) => return Err(format!("watch: {e}")),
             },
-            m = rx.recv() => match m {
+            m = rx.recv(), if switch_reports => match m {
                 Some(ToSession::Ports(p)) => {
                     local.ports = records(&s.host, &p);
                     publish_ports(&mut client, lease, s, state, local).await?;
                 }
-                None => return Ok(()),
+                None => switch_reports = false,
             },
             _ = stop.changed() => {
                 // leave at once rather than after the TTL
