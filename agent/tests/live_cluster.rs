@@ -355,3 +355,24 @@ fn a_reload_republishes_the_ports() {
         c.logs()
     );
 }
+
+#[test]
+fn tls_with_client_certificates() {
+    if !can_run() {
+        return;
+    }
+    let mut c = Cluster::new_tls("tls", TTL);
+    c.add_host("host-a", 1, &[("web1", "ta-web1")]);
+    c.add_host("host-b", 2, &[("db1", "tb-db1")]);
+    let t = wait_until(SOON, || {
+        lists(&c, "host-a", "host-b") && lists(&c, "host-b", "host-a")
+    });
+    assert!(
+        t.is_some(),
+        "the hosts do not see each other over TLS\n{}",
+        c.logs()
+    );
+    assert_eq!(c.local_entry("host-a").unwrap()["session"], "up");
+    let kv = c.etcd_get_prefix("/vswitch/v1/ports/").unwrap();
+    assert!(kv.contains_key("/vswitch/v1/ports/web1"), "{kv:?}");
+}

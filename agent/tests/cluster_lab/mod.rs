@@ -45,9 +45,9 @@ pub fn can_run() -> bool {
         println!("SKIPPED: needs root (live test)");
         return false;
     }
-    for bin in [ETCD, ETCDCTL] {
+    for bin in [ETCD, ETCDCTL, "/usr/bin/openssl"] {
         if !Path::new(bin).exists() {
-            println!("SKIPPED: needs {bin} (scripts/deps.sh installs etcd-server and etcd-client)");
+            println!("SKIPPED: needs {bin} (scripts/deps.sh installs etcd-server, etcd-client and openssl)");
             return false;
         }
     }
@@ -135,13 +135,125 @@ pub struct Cluster {
     namespaces: Vec<String>,
     /// Lease TTL written into every host's config.
     pub lease_ttl_secs: u32,
+    /// TLS towards etcd (`Cluster::new_tls`): clients use https and a client certificate.
+    tls: Option<Tls>,
     /// Held until the lab is torn down (a field: dropped after `Drop::drop` ran).
     _turn: MutexGuard<'static, ()>,
+}
+
+/// PEM files made with openssl for one lab: a CA, a server certificate valid for every
+/// member's IP, a client certificate.
+struct Tls {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl Tls {
+    fn make(dir: &Path, ips: &[String]) -> Tls {
+        let p = |n: &str| dir.join(n);
+        let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+        let t = Tls {
+            ca: p("ca.pem"),
+            server_cert: p("server.pem"),
+            server_key: p("server-key.pem"),
+            client_cert: p("client.pem"),
+            client_key: p("client-key.pem"),
+        };
+        let ca_key = p("ca-key.pem");
+        must(&[
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=vswitch-test-ca",
+            "-keyout",
+            &s(&ca_key),
+            "-out",
+            &s(&t.ca),
+        ]);
+        let san: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).collect();
+        for (cert, key, cn, ext) in [
+            (
+                &t.server_cert,
+                &t.server_key,
+                "etcd",
+                format!(
+                    "subjectAltName={}\nextendedKeyUsage=serverAuth",
+                    san.join(",")
+                ),
+            ),
+            (
+                &t.client_cert,
+                &t.client_key,
+                "vswitch",
+                "extendedKeyUsage=clientAuth".to_string(),
+            ),
+        ] {
+            let csr = dir.join(format!("{cn}.csr"));
+            let extfile = dir.join(format!("{cn}.ext"));
+            fs::write(&extfile, ext).unwrap();
+            must(&[
+                "openssl",
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &s(key),
+                "-out",
+                &s(&csr),
+            ]);
+            must(&[
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                &s(&csr),
+                "-CA",
+                &s(&t.ca),
+                "-CAkey",
+                &s(&ca_key),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &s(&extfile),
+                "-out",
+                &s(cert),
+            ]);
+        }
+        t
+    }
 }
 
 impl Cluster {
     /// The fabric and three etcd members, started and healthy.
     pub fn new(test: &str, lease_ttl_secs: u32) -> Cluster {
+        Self::build(test, lease_ttl_secs, false)
+    }
+
+    /// As [`Cluster::new`], with etcd serving clients over TLS and requiring a client
+    /// certificate (`--client-cert-auth`); the hosts get `https://` endpoints and
+    /// `ca_file`, `cert_file`, `key_file`.
+    pub fn new_tls(test: &str, lease_ttl_secs: u32) -> Cluster {
+        Self::build(test, lease_ttl_secs, true)
+    }
+
+    fn build(test: &str, lease_ttl_secs: u32, tls: bool) -> Cluster {
         // a test that failed while holding it poisoned it; its lab was still torn down
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let tag = format!("vcl{:x}", std::process::id());
@@ -157,6 +269,7 @@ impl Cluster {
             hosts: BTreeMap::new(),
             namespaces: Vec::new(),
             lease_ttl_secs,
+            tls: None,
             _turn: turn,
         };
         c.add_ns(&fabric);
@@ -182,6 +295,10 @@ impl Cluster {
                 ip,
                 child: None,
             });
+        }
+        if tls {
+            let ips: Vec<String> = c.members.iter().map(|m| m.ip.clone()).collect();
+            c.tls = Some(Tls::make(&c.dir, &ips));
         }
         for i in 0..3 {
             c.start_member(i);
@@ -232,20 +349,52 @@ impl Cluster {
             .join(",")
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn client_urls(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("{}://{}:2379", self.scheme(), m.ip))
+            .collect()
+    }
+
     /// The etcd client URLs, as a TOML list.
     pub fn endpoints_toml(&self) -> String {
         let v: Vec<String> = self
-            .members
+            .client_urls()
             .iter()
-            .map(|m| format!("\"http://{}:2379\"", m.ip))
+            .map(|u| format!("{u:?}"))
             .collect();
         format!("[{}]", v.join(", "))
+    }
+
+    /// etcdctl's TLS flags, if any.
+    fn etcdctl_tls(&self) -> Vec<String> {
+        match &self.tls {
+            None => Vec::new(),
+            Some(t) => vec![
+                format!("--cacert={}", t.ca.display()),
+                format!("--cert={}", t.client_cert.display()),
+                format!("--key={}", t.client_key.display()),
+            ],
+        }
     }
 
     fn start_member(&mut self, i: usize) {
         let initial = self.initial_cluster();
         let dir = self.dir.clone();
         let tag = self.tag.clone();
+        let scheme = self.scheme();
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|t| (t.server_cert.clone(), t.server_key.clone(), t.ca.clone()));
         let m = &mut self.members[i];
         let log = fs::OpenOptions::new()
             .create(true)
@@ -253,10 +402,10 @@ impl Cluster {
             .open(dir.join(format!("{}.log", m.name)))
             .unwrap();
         let data = dir.join(format!("{}.etcd", m.name));
-        let client = format!("http://{}:2379", m.ip);
+        let client = format!("{scheme}://{}:2379", m.ip);
         let peer = format!("http://{}:2380", m.ip);
-        let child = Command::new("ip")
-            .args(["netns", "exec", &m.ns, ETCD])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &m.ns, ETCD])
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&data)
@@ -266,7 +415,17 @@ impl Cluster {
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &initial])
             .args(["--initial-cluster-token", &tag])
-            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-state", "new"]);
+        if let Some((cert, key, ca)) = tls {
+            cmd.arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key)
+                .arg("--trusted-ca-file")
+                .arg(ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -275,45 +434,35 @@ impl Cluster {
         m.child = Some(child);
     }
 
+    fn etcdctl(&self, endpoints: &str, args: &[&str]) -> (bool, String) {
+        let tls = self.etcdctl_tls();
+        let mut argv: Vec<&str> = vec!["ip", "netns", "exec", &self.fabric, ETCDCTL];
+        argv.push("--endpoints");
+        argv.push(endpoints);
+        argv.extend(tls.iter().map(String::as_str));
+        argv.extend_from_slice(args);
+        run(&argv)
+    }
+
     /// Whether every member answers `endpoint health`.
     pub fn etcd_healthy(&self) -> bool {
-        let eps: Vec<String> = self
-            .members
-            .iter()
-            .map(|m| format!("http://{}:2379", m.ip))
-            .collect();
-        let (ok, _) = run(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.fabric,
-            ETCDCTL,
-            "--endpoints",
-            &eps.join(","),
-            "--dial-timeout=1s",
-            "--command-timeout=2s",
-            "endpoint",
-            "health",
-        ]);
-        ok
+        let eps = self.client_urls().join(",");
+        self.etcdctl(
+            &eps,
+            &[
+                "--dial-timeout=1s",
+                "--command-timeout=2s",
+                "endpoint",
+                "health",
+            ],
+        )
+        .0
     }
 
     /// Keys (and values) under `prefix`, read with etcdctl from the fabric namespace.
     pub fn etcd_get_prefix(&self, prefix: &str) -> Option<BTreeMap<String, String>> {
-        let ep = format!("http://{}:2379", self.members[0].ip);
-        let (ok, out) = run(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.fabric,
-            ETCDCTL,
-            "--endpoints",
-            &ep,
-            "--command-timeout=3s",
-            "get",
-            "--prefix",
-            prefix,
-        ]);
+        let ep = self.client_urls().join(",");
+        let (ok, out) = self.etcdctl(&ep, &["--command-timeout=3s", "get", "--prefix", prefix]);
         if !ok {
             return None;
         }
@@ -376,6 +525,14 @@ impl Cluster {
             self.endpoints_toml(),
             self.lease_ttl_secs
         ));
+        if let Some(t) = &self.tls {
+            toml.push_str(&format!(
+                "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\n",
+                t.ca.display().to_string(),
+                t.client_cert.display().to_string(),
+                t.client_key.display().to_string()
+            ));
+        }
         fs::write(&config, toml).unwrap();
         let mut h = Host {
             name: name.to_string(),
