@@ -338,7 +338,8 @@ pub(super) fn validate(
             .iter()
             .filter(|p| !inner_mtu_fits(u32::from(u), u32::from(p.port.mtu)))
             .collect();
-        if let Some(worst) = too_big.iter().max_by_key(|p| p.port.mtu) {
+        // the first of the ports with the largest MTU (max_by_key keeps the last)
+        if let Some(worst) = too_big.iter().rev().max_by_key(|p| p.port.mtu) {
             let others = match too_big.len() - 1 {
                 0 => String::new(),
                 1 => " (and 1 more port)".to_string(),
