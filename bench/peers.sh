@@ -25,6 +25,7 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+bash scripts/deps.sh   # protoc, which the agent's build needs
 cargo build --release -q -p agent
 BIN=$(pwd)/target/release/vswitch
 CFG=$RUN/vswitch-peers.toml

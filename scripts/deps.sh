@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Install the system packages the demo and the live tests need (Debian). Idempotent: runs
-# apt-get only when something is missing. Needs root.
+# Install the system packages the build, the demo and the live tests need (Debian).
+# Idempotent: runs apt-get only when something is missing. Needs root.
+# protobuf-compiler: `protoc`, which the etcd-client crate runs at build time (so the agent
+# does not build without it); etcd-server + etcd-client: the etcd members (and etcdctl)
+# that the multi-host live tests start in their own namespaces; openssl: their TLS test
+# makes its CA and certificates with it.
 set -euo pipefail
-pkgs=(iproute2 iputils-ping iputils-arping tcpdump keepalived iperf3 ethtool procps psmisc)
+pkgs=(iproute2 iputils-ping iputils-arping tcpdump keepalived iperf3 ethtool procps psmisc
+      protobuf-compiler etcd-server etcd-client openssl)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,6 +10,11 @@ if [ "$(id -u)" = 0 ]; then
     bash guests/build.sh
 else
     echo "note: not root: live tests will be skipped (they say so)" >&2
+    if ! command -v protoc >/dev/null; then
+        echo "protoc is missing: the agent (its etcd client) does not build without it;" \
+             "run scripts/deps.sh as root or apt-get install protobuf-compiler" >&2
+        exit 1
+    fi
 fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

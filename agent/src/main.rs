@@ -2,6 +2,7 @@
 //! CLI (`ctl`), the tap remover (`cleanup`) and the built-in demo (`demo`).
 
 mod cleanup;
+mod cluster;
 mod ctl_socket;
 mod demo;
 mod peer;
@@ -95,7 +96,7 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum CtlCmd {
-    /// Show ports, fdb, vips or stats.
+    /// Show ports, fdb, vips, stats or hosts.
     Show {
         #[arg(value_enum)]
         what: ShowWhat,
@@ -127,6 +128,8 @@ enum ShowWhat {
     Fdb,
     Vips,
     Stats,
+    /// The cluster's hosts (multi-host mode).
+    Hosts,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -169,6 +172,8 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
     tracing::info!(config = %config.display(), ports = cfg.ports.len(), vips = cfg.vips.len(), "starting");
     // The control group is taken at start; a reload does not change the socket's access.
     let cfg_group = cfg.switch.ctl_group.clone();
+    // So is `[cluster]`: the session keeps the settings it started with.
+    let cluster_settings = cfg.cluster.clone();
     let daemon = Daemon::start(
         cfg,
         DaemonOptions {
@@ -195,16 +200,48 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
         },
     };
     let label = access.label.clone();
-    if let Err(e) = server::serve_control(socket, daemon.control(), ctl_stop.clone(), access) {
+    let cluster = match cluster_settings {
+        None => None,
+        Some(settings) => {
+            tracing::info!(
+                host = %settings.host,
+                vtep = %settings.vtep,
+                endpoints = ?settings.endpoints,
+                "cluster mode: starting the etcd session"
+            );
+            match cluster::Cluster::start(settings, config.to_path_buf(), daemon.control()) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    daemon.shutdown();
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let view = cluster.as_ref().map(cluster::Cluster::state);
+    let stop_cluster = |c: Option<cluster::Cluster>| {
+        if let Some(c) = c {
+            c.shutdown();
+        }
+    };
+    if let Err(e) = server::serve_control(
+        socket,
+        daemon.control(),
+        ctl_stop.clone(),
+        access,
+        view.clone(),
+    ) {
+        stop_cluster(cluster);
         daemon.shutdown();
         return Err(format!("control socket {}: {e}", socket.display()));
     }
     tracing::info!(socket = %socket.display(), group = %label, "control socket ready (mode 0660)");
     if let Some(addr) = metrics.as_deref() {
-        match server::serve_metrics(addr, daemon.control(), ctl_stop.clone()) {
+        match server::serve_metrics(addr, daemon.control(), ctl_stop.clone(), view) {
             Ok(a) => tracing::info!(addr = %a, "metrics at http://{a}/metrics"),
             Err(e) => {
                 ctl_stop.store(true, Ordering::Relaxed);
+                stop_cluster(cluster);
                 daemon.shutdown();
                 return Err(format!("metrics {addr}: {e}"));
             }
@@ -215,6 +252,7 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
     }
     tracing::info!("stopping");
     ctl_stop.store(true, Ordering::Relaxed);
+    stop_cluster(cluster);
     daemon.shutdown();
     let _ = std::fs::remove_file(socket);
     Ok(())
@@ -227,6 +265,7 @@ fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
             ShowWhat::Fdb => Command::ShowFdb,
             ShowWhat::Vips => Command::ShowVips,
             ShowWhat::Stats => Command::ShowStats,
+            ShowWhat::Hosts => Command::ShowHosts,
         },
         CtlCmd::Vip {
             op: VipOp::Move { vip, port },

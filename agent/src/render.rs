@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use vswitch::view::{FdbEntryView, PortStatsView, PortView, View, VipView};
+use vswitch::view::{FdbEntryView, HostView, PortStatsView, PortView, View, VipView};
 
 /// A list cell: `-` when empty.
 fn list(v: &[String]) -> String {
@@ -54,9 +54,41 @@ pub fn view(v: &View) -> String {
         View::Fdb(f) => fdb(f),
         View::Vips(g) => vips(g),
         View::Stats(s) => stats(s),
+        View::Hosts(h) => hosts(h),
         View::Metrics(text) => text.clone(),
         other => result(other),
     }
+}
+
+/// `show hosts`: one row per host, this one first; then this host's port-name clashes.
+pub fn hosts(v: &[HostView]) -> String {
+    let rows = v
+        .iter()
+        .map(|h| {
+            vec![
+                h.host.clone(),
+                h.vtep.clone(),
+                h.version.clone(),
+                if h.local { "local" } else { "remote" }.to_string(),
+                opt(h.session.as_deref()),
+                h.ports.to_string(),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["HOST", "VTEP", "VERSION", "WHERE", "SESSION", "PORTS"],
+        rows,
+    );
+    for h in v.iter().filter(|h| h.local) {
+        for c in &h.clashes {
+            let _ = writeln!(
+                out,
+                "not published: port {} (host {} holds that name; port names are cluster-unique)",
+                c.port, c.holder
+            );
+        }
+    }
+    out
 }
 
 /// `show ports`.

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use vswitch::datapath::{Command, ControlHandle};
 use vswitch::request::MAX_REQUEST_LEN;
-use vswitch::view::{CtlError, View};
+use vswitch::view::{CtlError, Reply, View};
 
 use crate::peer::Peer;
 
@@ -265,6 +265,23 @@ pub struct CtlAccess {
     pub label: String,
 }
 
+/// The cluster view, when the switch runs in cluster mode (`[cluster]`).
+pub type ClusterView = Option<Arc<crate::cluster::ClusterState>>;
+
+/// Answer `cmd`: `show hosts` from the cluster view, `metrics` with the cluster's lines
+/// appended, everything else (and `show hosts` of a standalone switch, refused as
+/// `ClusterOff`) by the control thread.
+pub(crate) fn dispatch(ctl: &ControlHandle, cluster: &ClusterView, cmd: Command) -> Reply {
+    match (cmd, cluster) {
+        (Command::ShowHosts, Some(c)) => Ok(View::Hosts(c.hosts_view())),
+        (Command::Metrics, Some(c)) => match ctl.call(Command::Metrics) {
+            Ok(View::Metrics(t)) => Ok(View::Metrics(t + &c.metrics())),
+            other => other,
+        },
+        (cmd, _) => ctl.call(cmd),
+    }
+}
+
 /// The name of a command as written on the wire (`port-admin`).
 fn cmd_name(cmd: &Command) -> String {
     serde_json::to_value(cmd)
@@ -280,6 +297,7 @@ pub fn serve_control(
     ctl: ControlHandle,
     stop: Arc<AtomicBool>,
     access: CtlAccess,
+    cluster: ClusterView,
 ) -> Result<(), String> {
     let l = crate::ctl_socket::bind(path, access.gid).map_err(|e| e.to_string())?;
     l.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -315,9 +333,10 @@ pub fn serve_control(
                         busy_logged = false;
                         let ctl = ctl.clone();
                         let access = access.clone();
+                        let cluster = cluster.clone();
                         let spawned = std::thread::Builder::new()
                             .name("vswitch-ctl-conn".into())
-                            .spawn(move || handle_ctl(s, &ctl, &slot, &access));
+                            .spawn(move || handle_ctl(s, &ctl, &cluster, &slot, &access));
                         if let Err(e) = spawned {
                             tracing::warn!(error = %e, "cannot start a control connection thread");
                         }
@@ -348,7 +367,13 @@ pub(crate) fn answer(s: &UnixStream, v: &serde_json::Value) {
     let _ = writeln!(w, "{v}");
 }
 
-fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, access: &CtlAccess) {
+fn handle_ctl(
+    s: UnixStream,
+    ctl: &ControlHandle,
+    cluster: &ClusterView,
+    slot: &Slot<UnixStream>,
+    access: &CtlAccess,
+) {
     let _ = s.set_nonblocking(false);
     let peer = Peer::of(&s);
     let reader = BufReader::new(DeadlineReader {
@@ -434,7 +459,7 @@ fn handle_ctl(s: UnixStream, ctl: &ControlHandle, slot: &Slot<UnixStream>, acces
                         crate::watch::serve(&s, ctl);
                         return;
                     }
-                    match ctl.call(cmd) {
+                    match dispatch(ctl, cluster, cmd) {
                         Ok(v) => json!({ "ok": v.to_json() }),
                         Err(e) => refusal(&e),
                     }
@@ -589,7 +614,12 @@ pub fn read_head<R: Read>(mut r: R, max: usize) -> Result<Vec<u8>, HeadError> {
     }
 }
 
-fn handle_http(mut s: TcpStream, ctl: &ControlHandle, slot: &Slot<TcpStream>) {
+fn handle_http(
+    mut s: TcpStream,
+    ctl: &ControlHandle,
+    cluster: &ClusterView,
+    slot: &Slot<TcpStream>,
+) {
     let _ = s.set_nonblocking(false);
     let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
     let reader = DeadlineReader {
@@ -616,7 +646,7 @@ fn handle_http(mut s: TcpStream, ctl: &ControlHandle, slot: &Slot<TcpStream>) {
         Ok(head) => {
             slot.serving();
             match route(&head) {
-                HttpRoute::Metrics => match ctl.call(Command::Metrics) {
+                HttpRoute::Metrics => match dispatch(ctl, cluster, Command::Metrics) {
                     Ok(View::Metrics(t)) => ("200 OK", t),
                     Ok(_) => ("500 Internal Server Error", String::new()),
                     Err(e) => ("503 Service Unavailable", e.to_string()),
@@ -646,6 +676,7 @@ pub fn serve_metrics(
     addr: &str,
     ctl: ControlHandle,
     stop: Arc<AtomicBool>,
+    cluster: ClusterView,
 ) -> std::io::Result<std::net::SocketAddr> {
     let l = TcpListener::bind(addr)?;
     let local = l.local_addr()?;
@@ -667,9 +698,10 @@ pub fn serve_metrics(
                             continue;
                         };
                         let ctl = ctl.clone();
+                        let cluster = cluster.clone();
                         let spawned = std::thread::Builder::new()
                             .name("vswitch-metrics-conn".into())
-                            .spawn(move || handle_http(s, &ctl, &slot));
+                            .spawn(move || handle_http(s, &ctl, &cluster, &slot));
                         if let Err(e) = spawned {
                             tracing::warn!(error = %e, "cannot start a metrics connection thread");
                         }
@@ -723,6 +755,7 @@ mod tests {
             Command::ShowFdb,
             Command::ShowVips,
             Command::ShowStats,
+            Command::ShowHosts,
             Command::Metrics,
             Command::Watch,
         ] {

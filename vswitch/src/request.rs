@@ -61,6 +61,7 @@ mod tests {
             Command::ShowFdb,
             Command::ShowVips,
             Command::ShowStats,
+            Command::ShowHosts,
             Command::Reload,
             Command::Metrics,
             Command::Watch,

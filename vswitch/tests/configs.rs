@@ -998,3 +998,31 @@ fn load_reports_path_on_syntax_error() {
     assert!(shown.contains("broken.toml"), "{shown}");
     assert!(shown.contains("line 1"), "{shown}");
 }
+
+#[test]
+fn cluster_host_a_means_what_its_comments_say() {
+    let c = example("cluster-host-a.toml");
+    let cl = c.cluster.as_ref().expect("[cluster]");
+    assert_eq!(cl.host, "host-a");
+    assert_eq!(cl.endpoints.len(), 3);
+    assert_eq!(cl.vtep, "10.250.1.1".parse::<std::net::Ipv4Addr>().unwrap());
+    assert_eq!(cl.underlay_mtu, 1500);
+    assert_eq!(cl.lease_ttl, Duration::from_secs(5));
+    assert!(cl.tls.is_none());
+    // every port's VLAN has a VNI, and 1450 + 50 fits the 1500-byte underlay
+    for p in &c.ports {
+        assert!(cl.vni(p.vlan).is_some(), "{}", p.name);
+        assert_eq!(p.mtu, 1450);
+    }
+    assert_eq!(cl.vni(10).map(|v| v.get()), Some(5010));
+    let text = c.explain();
+    assert!(
+        text.contains("cluster: host \"host-a\", VTEP 10.250.1.1"),
+        "{text}"
+    );
+    assert!(text.contains("vlan 10 travels in VNI 5010"), "{text}");
+    // the standalone examples have no [cluster] and say nothing about it
+    let basic = example("basic.toml");
+    assert!(basic.cluster.is_none());
+    assert!(!basic.explain().contains("cluster"));
+}

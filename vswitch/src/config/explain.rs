@@ -84,7 +84,40 @@ pub(super) fn explain(c: &Config) -> String {
     for v in &c.vips {
         explain_vip(s_, c, v);
     }
+    explain_cluster(s_, c);
     s
+}
+
+fn explain_cluster(s: &mut String, c: &Config) {
+    // standalone: the summary stays exactly what it always was
+    let Some(cl) = &c.cluster else {
+        return;
+    };
+    let _ = writeln!(
+        s,
+        "cluster: host {:?}, VTEP {} (underlay mtu {})",
+        cl.host, cl.vtep, cl.underlay_mtu
+    );
+    let tls = match &cl.tls {
+        None => "plain http".to_string(),
+        Some(t) => match &t.identity {
+            None => format!("TLS, CA {}", t.ca_file.display()),
+            Some((cert, _)) => format!(
+                "TLS, CA {}, client certificate {}",
+                t.ca_file.display(),
+                cert.display()
+            ),
+        },
+    };
+    let _ = writeln!(s, "  etcd {} ({tls})", cl.endpoints.join(", "));
+    let _ = writeln!(
+        s,
+        "  host lease TTL {}: a dead host's records vanish this long after its agent",
+        secs(cl.lease_ttl)
+    );
+    for m in &cl.vnis {
+        let _ = writeln!(s, "  {} travels in VNI {}", vlan_text(m.vlan), m.vni.get());
+    }
 }
 
 fn damping_text(max_moves: u32, window: Duration) -> String {

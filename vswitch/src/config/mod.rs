@@ -1,7 +1,8 @@
 //! The switch configuration: TOML schema, parser and validator.
 //!
 //! A configuration file has three parts: an optional `[switch]` table with global settings,
-//! one `[[port]]` table per VM attachment and one `[[vip]]` table per VIP group. The full
+//! one `[[port]]` table per VM attachment and one `[[vip]]` table per VIP group; an
+//! optional `[cluster]` table turns on multi-host mode (see [`ClusterSettings`]). The full
 //! operator reference is `docs/config.md`; the example files in `configs/` each teach one
 //! feature and are parsed by a test.
 //!
@@ -24,11 +25,15 @@ use std::time::Duration;
 
 use vip_table::{Damping, IpNet, MacAddr, VipMode};
 
+mod cluster;
 mod explain;
 mod group;
 mod raw;
 mod validate;
 
+pub use cluster::{
+    ClusterSettings, ClusterTls, VlanVni, DEFAULT_LEASE_TTL_SECS, DEFAULT_UNDERLAY_MTU,
+};
 pub use group::{group_name, lookup_group};
 
 /// Default MAC aging time of learned FDB entries.
@@ -55,6 +60,8 @@ pub struct Config {
     pub ports: Vec<PortConfig>,
     /// VIP groups in file order (`[[vip]]`).
     pub vips: Vec<VipConfig>,
+    /// Multi-host mode (`[cluster]`); `None`: standalone, the default.
+    pub cluster: Option<ClusterSettings>,
 }
 
 /// Global settings from the `[switch]` table.

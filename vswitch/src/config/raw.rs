@@ -20,6 +20,33 @@ pub(super) struct RawConfig {
     pub ports: Vec<RawPort>,
     #[serde(default, rename = "vip")]
     pub vips: Vec<RawVip>,
+    #[serde(default)]
+    pub cluster: Option<RawCluster>,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub host: Option<String>,
+    pub vtep: Option<String>,
+    pub underlay_mtu: Option<i64>,
+    #[serde(default)]
+    pub vlans: Vec<RawVlanVni>,
+    pub lease_ttl_secs: Option<i64>,
+}
+
+/// One entry of `cluster.vlans`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVlanVni {
+    pub vlan: Option<i64>,
+    pub vni: Option<i64>,
 }
 
 /// `[switch]`.

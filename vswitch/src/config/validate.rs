@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use vip_table::{parse_ip_or_cidr, Damping, IpNet, MacAddr, VipMode};
 
+use super::cluster::{self, PortFacts};
 use super::group::{group_name_problem, lookup_group};
 use super::raw::{RawConfig, RawPort, RawSwitch, RawVip};
 use super::{
@@ -43,11 +44,26 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let switch = v.switch(raw.switch.as_ref());
     let ports = v.ports(&raw.ports, &switch);
     let vips = v.vips(&raw.vips, &ports, &switch);
+    let cluster = raw.cluster.as_ref().map(|c| {
+        let facts: Vec<PortFacts<'_>> = ports
+            .ports
+            .iter()
+            .zip(&ports.labels)
+            .zip(&ports.vlan_ok)
+            .map(|((port, label), &vlan_ok)| PortFacts {
+                label,
+                port,
+                vlan_ok,
+            })
+            .collect();
+        cluster::validate(c, &facts, &mut v.errors)
+    });
     if v.errors.is_empty() {
         Ok(Config {
             switch,
             ports: ports.ports,
             vips,
+            cluster,
         })
     } else {
         Err(ConfigError::Invalid(v.errors))

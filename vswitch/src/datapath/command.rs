@@ -13,6 +13,9 @@ pub enum Command {
     ShowVips,
     /// Per-port counters.
     ShowStats,
+    /// The hosts of the cluster (multi-host mode): answered by the agent, which holds the
+    /// etcd session; the control thread refuses it as `CtlError::ClusterOff`.
+    ShowHosts,
     /// Move a VIP to a port (A/A: add an owner).
     VipMove {
         /// VIP name.
@@ -54,6 +57,7 @@ impl Command {
             | Command::ShowFdb
             | Command::ShowVips
             | Command::ShowStats
+            | Command::ShowHosts
             | Command::Metrics
             | Command::Watch => false,
             Command::VipMove { .. }

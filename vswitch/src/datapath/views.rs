@@ -41,6 +41,8 @@ impl ControlLoop {
             Command::Reload => self.reload().map(View::Reloaded),
             Command::Metrics => Ok(View::Metrics(crate::metrics::render(&self.sw, now))),
             Command::Watch => Err(CtlError::NotACall),
+            // the agent answers it when it runs a cluster session
+            Command::ShowHosts => Err(CtlError::ClusterOff),
         }
     }
 

@@ -101,6 +101,11 @@ pub enum CtlError {
     /// it; in process, `Daemon::subscribe`).
     #[error("watch is a stream of events, not a call: subscribe instead")]
     NotACall,
+    /// `show hosts` on a switch without a `[cluster]` section.
+    #[error(
+        "cluster mode is off: this switch runs standalone (no [cluster] in its configuration)"
+    )]
+    ClusterOff,
     /// The control thread is gone.
     #[error("the switch is shutting down")]
     ShuttingDown,

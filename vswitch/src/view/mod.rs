@@ -7,6 +7,7 @@
 //!   [`FdbEntryView`]s, `show vips` → [`VipView`]s, `show stats` → [`PortStatsView`]s,
 //!   `vip-move` → [`MoveResult`], `vip-release` → [`ReleaseResult`], `port-admin` →
 //!   [`PortAdminResult`], `reload` → [`ReloadResult`], `metrics` → the Prometheus text,
+//!   `show hosts` → [`HostView`]s (answered by the agent, see [`hosts`]),
 //!   `watch` → [`WatchStarted`] followed by a stream of [`Event`]s;
 //! - on the control socket an answer is `{"ok": <view>}` and a refusal
 //!   `{"error": "<CtlError's message>"}`, one line each. A view serializes to exactly the
@@ -17,7 +18,7 @@
 //!   ([`View::decode`]).
 //!
 //! ## Files
-//! - `ports`, `fdb`, `vips`, `stats`: the `show` views;
+//! - `ports`, `fdb`, `vips`, `stats`, `hosts`: the `show` views;
 //! - `results`: the answers of the commands that change the switch, and `watch`'s first line;
 //! - `error`: [`CtlError`];
 //! - `event`: [`Event`], its delivery rule and its one-line rendering.
@@ -29,6 +30,7 @@ use crate::datapath::Command;
 mod error;
 mod event;
 mod fdb;
+pub mod hosts;
 mod ports;
 mod results;
 mod stats;
@@ -37,6 +39,7 @@ mod vips;
 pub use error::CtlError;
 pub use event::{Event, SUBSCRIBER_QUEUE};
 pub use fdb::FdbEntryView;
+pub use hosts::{HostView, PortClashView};
 pub use ports::{AddressPairView, PortView};
 pub use results::{MoveResult, PortAdminResult, ReleaseResult, ReloadResult, WatchStarted};
 pub use stats::PortStatsView;
@@ -57,6 +60,8 @@ pub enum View {
     Vips(Vec<VipView>),
     /// `show stats`.
     Stats(Vec<PortStatsView>),
+    /// `show hosts`.
+    Hosts(Vec<HostView>),
     /// `vip move`.
     Moved(MoveResult),
     /// `vip release`.
@@ -87,6 +92,7 @@ impl View {
             Command::ShowFdb => View::Fdb(de(v)?),
             Command::ShowVips => View::Vips(de(v)?),
             Command::ShowStats => View::Stats(de(v)?),
+            Command::ShowHosts => View::Hosts(de(v)?),
             Command::VipMove { .. } => View::Moved(de(v)?),
             Command::VipRelease { .. } => View::Released(de(v)?),
             Command::PortAdmin { .. } => View::PortAdmin(de(v)?),

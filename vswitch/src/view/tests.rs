@@ -100,6 +100,32 @@ fn samples() -> Vec<(Command, View)> {
         (Command::ShowVips, View::Vips(vec![sample_vip()])),
         (Command::ShowStats, View::Stats(vec![sample_stats()])),
         (
+            Command::ShowHosts,
+            View::Hosts(vec![
+                HostView {
+                    host: "host-a".into(),
+                    vtep: "10.250.1.1".into(),
+                    version: "0.1.0".into(),
+                    local: true,
+                    session: Some("up".into()),
+                    ports: 2,
+                    clashes: vec![PortClashView {
+                        port: "web9".into(),
+                        holder: "host-b".into(),
+                    }],
+                },
+                HostView {
+                    host: "host-b".into(),
+                    vtep: "10.250.1.2".into(),
+                    version: "0.1.0".into(),
+                    local: false,
+                    session: None,
+                    ports: 1,
+                    clashes: vec![],
+                },
+            ]),
+        ),
+        (
             Command::VipMove {
                 vip: "web".into(),
                 port: "web2".into(),
@@ -154,6 +180,7 @@ fn every_view_round_trips_through_its_json() {
         Command::ShowFdb,
         Command::ShowVips,
         Command::ShowStats,
+        Command::ShowHosts,
     ] {
         let v = View::decode(&cmd, serde_json::json!([])).expect("decode");
         assert_eq!(v.to_json(), serde_json::json!([]));

@@ -1,0 +1,703 @@
+//! Multi-host live-test harness: real etcd members and real `vswitch run` agents, each in
+//! a network namespace of its own, on one bridge.
+//!
+//! ```text
+//! fabric namespace  vcl<pid>f   bridge br0 10.250.0.254/24
+//!   ├── vcl<pid>e1  10.250.0.11  etcd member m1  (client :2379, peer :2380)
+//!   ├── vcl<pid>e2  10.250.0.12  etcd member m2
+//!   ├── vcl<pid>e3  10.250.0.13  etcd member m3
+//!   ├── vcl<pid>ha  10.250.0.1   vswitch run, [cluster] host = "host-a", vtep 10.250.0.1
+//!   └── vcl<pid>hb  10.250.0.2   vswitch run, host-b
+//! ```
+//!
+//! Address block 10.250.0.0/24 (the single-switch `Lab`s use 10.<net>.0.0/24 with other
+//! nets). Namespace names carry the test process' PID, so two test binaries never collide.
+//! [`Cluster`] owns everything it creates and removes it in `Drop`, also when the test
+//! panics: the agents and etcd members are killed by the PID we got when we spawned them
+//! (`ip netns exec` execs the program, so that PID is the program's), then the namespaces
+//! we made are deleted by name (which also removes the veths and the agents' taps in
+//! them). Data dirs, configs and logs live in a private temp dir, removed on success and
+//! kept (its path printed with the log tails) on failure.
+
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The switch binary under test.
+pub const VSWITCH: &str = env!("CARGO_BIN_EXE_vswitch");
+/// Debian's etcd-server.
+pub const ETCD: &str = "/usr/bin/etcd";
+/// Debian's etcd-client.
+pub const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// True if the test may run; otherwise prints why it is skipped.
+pub fn can_run() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED: needs root (live test)");
+        return false;
+    }
+    for bin in [ETCD, ETCDCTL, "/usr/bin/openssl"] {
+        if !Path::new(bin).exists() {
+            println!("SKIPPED: needs {bin} (scripts/deps.sh installs etcd-server, etcd-client and openssl)");
+            return false;
+        }
+    }
+    true
+}
+
+/// Polls `f` every 100 ms until it returns true or `timeout` passes; the time it took.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let t = std::time::Instant::now();
+    loop {
+        if f() {
+            return Some(t.elapsed());
+        }
+        if t.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    match Command::new(args[0]).args(&args[1..]).output() {
+        Ok(o) => (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        ),
+        Err(e) => (false, format!("{}: {e}", args[0])),
+    }
+}
+
+fn must(args: &[&str]) -> String {
+    let (ok, out) = run(args);
+    assert!(ok, "{args:?} failed: {out}");
+    out
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// One lab at a time per test process: the namespace names are per process, and
+/// `cargo test` runs a file's tests in parallel unless told `--test-threads=1`.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// One etcd member.
+struct Member {
+    name: String,
+    ns: String,
+    ip: String,
+    child: Option<Child>,
+}
+
+/// One host: a namespace with its agent.
+pub struct Host {
+    /// Cluster host name (`host-a`).
+    pub name: String,
+    /// Its namespace.
+    pub ns: String,
+    /// Underlay / VTEP address.
+    pub ip: String,
+    /// Its config file.
+    pub config: PathBuf,
+    /// Its control socket.
+    pub socket: PathBuf,
+    /// Its log.
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+/// The whole multi-host lab.
+pub struct Cluster {
+    /// PID-unique prefix of the namespace names.
+    pub tag: String,
+    /// Private directory: etcd data, configs, sockets, logs.
+    pub dir: PathBuf,
+    fabric: String,
+    members: Vec<Member>,
+    hosts: BTreeMap<String, Host>,
+    namespaces: Vec<String>,
+    /// Lease TTL written into every host's config.
+    pub lease_ttl_secs: u32,
+    /// TLS towards etcd (`Cluster::new_tls`): clients use https and a client certificate.
+    tls: Option<Tls>,
+    /// Held until the lab is torn down (a field: dropped after `Drop::drop` ran).
+    _turn: MutexGuard<'static, ()>,
+}
+
+/// PEM files made with openssl for one lab: a CA, a server certificate valid for every
+/// member's IP, a client certificate.
+struct Tls {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl Tls {
+    fn make(dir: &Path, ips: &[String]) -> Tls {
+        let p = |n: &str| dir.join(n);
+        let s = |p: &PathBuf| p.to_str().unwrap().to_string();
+        let t = Tls {
+            ca: p("ca.pem"),
+            server_cert: p("server.pem"),
+            server_key: p("server-key.pem"),
+            client_cert: p("client.pem"),
+            client_key: p("client-key.pem"),
+        };
+        let ca_key = p("ca-key.pem");
+        must(&[
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=vswitch-test-ca",
+            "-keyout",
+            &s(&ca_key),
+            "-out",
+            &s(&t.ca),
+        ]);
+        let san: Vec<String> = ips.iter().map(|ip| format!("IP:{ip}")).collect();
+        for (cert, key, cn, ext) in [
+            (
+                &t.server_cert,
+                &t.server_key,
+                "etcd",
+                format!(
+                    "subjectAltName={}\nextendedKeyUsage=serverAuth",
+                    san.join(",")
+                ),
+            ),
+            (
+                &t.client_cert,
+                &t.client_key,
+                "vswitch",
+                "extendedKeyUsage=clientAuth".to_string(),
+            ),
+        ] {
+            let csr = dir.join(format!("{cn}.csr"));
+            let extfile = dir.join(format!("{cn}.ext"));
+            fs::write(&extfile, ext).unwrap();
+            must(&[
+                "openssl",
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &format!("/CN={cn}"),
+                "-keyout",
+                &s(key),
+                "-out",
+                &s(&csr),
+            ]);
+            must(&[
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                &s(&csr),
+                "-CA",
+                &s(&t.ca),
+                "-CAkey",
+                &s(&ca_key),
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &s(&extfile),
+                "-out",
+                &s(cert),
+            ]);
+        }
+        t
+    }
+}
+
+impl Cluster {
+    /// The fabric and three etcd members, started and healthy.
+    pub fn new(test: &str, lease_ttl_secs: u32) -> Cluster {
+        Self::build(test, lease_ttl_secs, false)
+    }
+
+    /// As [`Cluster::new`], with etcd serving clients over TLS and requiring a client
+    /// certificate (`--client-cert-auth`); the hosts get `https://` endpoints and
+    /// `ca_file`, `cert_file`, `key_file`.
+    pub fn new_tls(test: &str, lease_ttl_secs: u32) -> Cluster {
+        Self::build(test, lease_ttl_secs, true)
+    }
+
+    fn build(test: &str, lease_ttl_secs: u32, tls: bool) -> Cluster {
+        // a test that failed while holding it poisoned it; its lab was still torn down
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let tag = format!("vcl{:x}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("vswitch-cluster-{tag}-{test}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let fabric = format!("{tag}f");
+        let mut c = Cluster {
+            tag,
+            dir,
+            fabric: fabric.clone(),
+            members: Vec::new(),
+            hosts: BTreeMap::new(),
+            namespaces: Vec::new(),
+            lease_ttl_secs,
+            tls: None,
+            _turn: turn,
+        };
+        c.add_ns(&fabric);
+        must(&["ip", "-n", &fabric, "link", "add", "br0", "type", "bridge"]);
+        must(&[
+            "ip",
+            "-n",
+            &fabric,
+            "addr",
+            "add",
+            "10.250.0.254/24",
+            "dev",
+            "br0",
+        ]);
+        must(&["ip", "-n", &fabric, "link", "set", "br0", "up"]);
+        for i in 1..=3u8 {
+            let ns = format!("{}e{i}", c.tag);
+            let ip = format!("10.250.0.{}", 10 + i);
+            c.attach(&ns, &format!("e{i}"), &ip);
+            c.members.push(Member {
+                name: format!("m{i}"),
+                ns,
+                ip,
+                child: None,
+            });
+        }
+        if tls {
+            let ips: Vec<String> = c.members.iter().map(|m| m.ip.clone()).collect();
+            c.tls = Some(Tls::make(&c.dir, &ips));
+        }
+        for i in 0..3 {
+            c.start_member(i);
+        }
+        let ok = wait_until(Duration::from_secs(30), || c.etcd_healthy());
+        assert!(
+            ok.is_some(),
+            "etcd did not become healthy:\n{}",
+            c.member_logs()
+        );
+        c
+    }
+
+    fn add_ns(&mut self, ns: &str) {
+        let _ = run(&["ip", "netns", "del", ns]);
+        must(&["ip", "netns", "add", ns]);
+        self.namespaces.push(ns.to_string());
+        must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+    }
+
+    /// A namespace on the bridge with `ip`/24 on its `eth0`.
+    fn attach(&mut self, ns: &str, port: &str, ip: &str) {
+        self.add_ns(ns);
+        let f = self.fabric.clone();
+        must(&[
+            "ip", "-n", &f, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns",
+            ns,
+        ]);
+        must(&["ip", "-n", &f, "link", "set", port, "master", "br0", "up"]);
+        must(&[
+            "ip",
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            "eth0",
+        ]);
+        must(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("{}=http://{}:2380", m.name, m.ip))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    fn client_urls(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("{}://{}:2379", self.scheme(), m.ip))
+            .collect()
+    }
+
+    /// The etcd client URLs, as a TOML list.
+    pub fn endpoints_toml(&self) -> String {
+        let v: Vec<String> = self
+            .client_urls()
+            .iter()
+            .map(|u| format!("{u:?}"))
+            .collect();
+        format!("[{}]", v.join(", "))
+    }
+
+    /// etcdctl's TLS flags, if any.
+    fn etcdctl_tls(&self) -> Vec<String> {
+        match &self.tls {
+            None => Vec::new(),
+            Some(t) => vec![
+                format!("--cacert={}", t.ca.display()),
+                format!("--cert={}", t.client_cert.display()),
+                format!("--key={}", t.client_key.display()),
+            ],
+        }
+    }
+
+    fn start_member(&mut self, i: usize) {
+        let initial = self.initial_cluster();
+        let dir = self.dir.clone();
+        let tag = self.tag.clone();
+        let scheme = self.scheme();
+        let tls = self
+            .tls
+            .as_ref()
+            .map(|t| (t.server_cert.clone(), t.server_key.clone(), t.ca.clone()));
+        let m = &mut self.members[i];
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(format!("{}.log", m.name)))
+            .unwrap();
+        let data = dir.join(format!("{}.etcd", m.name));
+        let client = format!("{scheme}://{}:2379", m.ip);
+        let peer = format!("http://{}:2380", m.ip);
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &m.ns, ETCD])
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &initial])
+            .args(["--initial-cluster-token", &tag])
+            .args(["--initial-cluster-state", "new"]);
+        if let Some((cert, key, ca)) = tls {
+            cmd.arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key)
+                .arg("--trusted-ca-file")
+                .arg(ca)
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn etcd");
+        m.child = Some(child);
+    }
+
+    fn etcdctl(&self, endpoints: &str, args: &[&str]) -> (bool, String) {
+        let tls = self.etcdctl_tls();
+        let mut argv: Vec<&str> = vec!["ip", "netns", "exec", &self.fabric, ETCDCTL];
+        argv.push("--endpoints");
+        argv.push(endpoints);
+        argv.extend(tls.iter().map(String::as_str));
+        argv.extend_from_slice(args);
+        run(&argv)
+    }
+
+    /// Whether every member answers `endpoint health`.
+    pub fn etcd_healthy(&self) -> bool {
+        let eps = self.client_urls().join(",");
+        self.etcdctl(
+            &eps,
+            &[
+                "--dial-timeout=1s",
+                "--command-timeout=2s",
+                "endpoint",
+                "health",
+            ],
+        )
+        .0
+    }
+
+    /// Keys (and values) under `prefix`, read with etcdctl from the fabric namespace.
+    pub fn etcd_get_prefix(&self, prefix: &str) -> Option<BTreeMap<String, String>> {
+        let ep = self.client_urls().join(",");
+        let (ok, out) = self.etcdctl(&ep, &["--command-timeout=3s", "get", "--prefix", prefix]);
+        if !ok {
+            return None;
+        }
+        let lines: Vec<&str> = out.lines().collect();
+        let mut m = BTreeMap::new();
+        for kv in lines.chunks(2) {
+            if let [k, v] = kv {
+                m.insert((*k).to_string(), (*v).to_string());
+            }
+        }
+        Some(m)
+    }
+
+    /// Kill every etcd member (SIGKILL, by PID).
+    pub fn stop_etcd(&mut self) {
+        for m in &mut self.members {
+            if let Some(mut c) = m.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+
+    /// Start the members again on their data dirs.
+    pub fn start_etcd(&mut self) {
+        for i in 0..self.members.len() {
+            self.start_member(i);
+        }
+        let ok = wait_until(Duration::from_secs(30), || self.etcd_healthy());
+        assert!(
+            ok.is_some(),
+            "etcd did not come back:\n{}",
+            self.member_logs()
+        );
+    }
+
+    /// A host namespace at 10.250.0.`n` running `vswitch run` with these `[[port]]`s:
+    /// `(name, tap)` pairs. Returns once its control socket answers.
+    pub fn add_host(&mut self, name: &str, n: u8, ports: &[(&str, &str)]) {
+        let ns = format!("{}h{}", self.tag, name.trim_start_matches("host-"));
+        let ip = format!("10.250.0.{n}");
+        self.attach(&ns, &format!("h{n}"), &ip);
+        let config = self.dir.join(format!("{name}.toml"));
+        let socket = self.dir.join(format!("{name}.sock"));
+        let log = self.dir.join(format!("{name}.log"));
+        let state = self.dir.join(format!("{name}-state"));
+        let mut toml = format!(
+            "[switch]\nmtu = 1450\nstate_dir = {:?}\n\n",
+            state.display().to_string()
+        );
+        for (i, (port, tap)) in ports.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[port]]\nname = {port:?}\ntap = {tap:?}\nmac = \"02:fa:00:00:{n:02x}:{:02x}\"\nips = [\"10.251.{n}.{}\"]\n\n",
+                i + 1,
+                i + 1
+            ));
+        }
+        toml.push_str(&format!(
+            "[cluster]\nendpoints = {}\nhost = {name:?}\nvtep = {ip:?}\nlease_ttl_secs = {}\nvlans = [{{ vlan = 0, vni = 5000 }}]\n",
+            self.endpoints_toml(),
+            self.lease_ttl_secs
+        ));
+        if let Some(t) = &self.tls {
+            toml.push_str(&format!(
+                "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\n",
+                t.ca.display().to_string(),
+                t.client_cert.display().to_string(),
+                t.client_key.display().to_string()
+            ));
+        }
+        fs::write(&config, toml).unwrap();
+        let mut h = Host {
+            name: name.to_string(),
+            ns,
+            ip,
+            config,
+            socket,
+            log,
+            child: None,
+        };
+        Self::spawn_agent(&mut h);
+        let sock = h.socket.clone();
+        let up = wait_until(Duration::from_secs(20), || {
+            run(&[
+                VSWITCH,
+                "ctl",
+                "--socket",
+                sock.to_str().unwrap(),
+                "show",
+                "ports",
+            ])
+            .0
+        });
+        let log_tail = tail(&h.log, 30);
+        self.hosts.insert(name.to_string(), h);
+        assert!(
+            up.is_some(),
+            "{name}: the switch did not start:\n{log_tail}"
+        );
+    }
+
+    fn spawn_agent(h: &mut Host) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&h.log)
+            .unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &h.ns, VSWITCH, "run", "--config"])
+            .arg(&h.config)
+            .arg("--socket")
+            .arg(&h.socket)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawn vswitch");
+        h.child = Some(child);
+    }
+
+    /// The host.
+    pub fn host(&self, name: &str) -> &Host {
+        &self.hosts[name]
+    }
+
+    /// `kill -9` the host's agent (by the PID we spawned); returns once it is reaped.
+    pub fn kill9(&mut self, name: &str) {
+        let h = self.hosts.get_mut(name).unwrap();
+        if let Some(mut c) = h.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `vswitch ctl --json show hosts` on a host: the parsed answer, or the error text.
+    pub fn show_hosts(&self, name: &str) -> Result<Value, String> {
+        let h = &self.hosts[name];
+        let (ok, out) = run(&[
+            VSWITCH,
+            "ctl",
+            "--socket",
+            h.socket.to_str().unwrap(),
+            "--json",
+            "show",
+            "hosts",
+        ]);
+        if !ok {
+            return Err(out);
+        }
+        serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))
+    }
+
+    /// The host names `name` lists in `show hosts` (empty on an error).
+    pub fn listed(&self, name: &str) -> Vec<String> {
+        match self.show_hosts(name) {
+            Ok(Value::Array(v)) => v
+                .iter()
+                .filter_map(|h| h["host"].as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The local entry of `show hosts` on `name`.
+    pub fn local_entry(&self, name: &str) -> Option<Value> {
+        match self.show_hosts(name) {
+            Ok(Value::Array(v)) => v.into_iter().find(|h| h["local"] == true),
+            _ => None,
+        }
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self, name: &str) -> String {
+        fs::read_to_string(&self.hosts[name].log).unwrap_or_default()
+    }
+
+    /// Tails of every log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for h in self.hosts.values() {
+            s.push_str(&format!(
+                "--- {} ({})\n{}\n",
+                h.name,
+                h.log.display(),
+                tail(&h.log, 25)
+            ));
+        }
+        s
+    }
+
+    fn member_logs(&self) -> String {
+        let mut s = String::new();
+        for m in &self.members {
+            let p = self.dir.join(format!("{}.log", m.name));
+            s.push_str(&format!("--- {}\n{}\n", m.name, tail(&p, 10)));
+        }
+        s
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let failed = std::thread::panicking();
+        if failed {
+            eprintln!(
+                "cluster lab kept in {}\n{}{}",
+                self.dir.display(),
+                self.logs(),
+                self.member_logs()
+            );
+        }
+        for h in self.hosts.values_mut() {
+            if let Some(mut c) = h.child.take() {
+                // SIGTERM first: the agent revokes its lease and removes its socket
+                if let Ok(pid) = libc::pid_t::try_from(c.id()) {
+                    // SAFETY: kill(2) on the PID of a child we spawned and have not reaped
+                    // (the `Child` is held here), so it cannot name a recycled process.
+                    unsafe { libc::kill(pid, libc::SIGTERM) };
+                }
+                let gone = wait_until(Duration::from_secs(5), || {
+                    matches!(c.try_wait(), Ok(Some(_)))
+                });
+                if gone.is_none() {
+                    let _ = c.kill();
+                }
+                let _ = c.wait();
+            }
+        }
+        self.stop_etcd();
+        for ns in self.namespaces.iter().rev() {
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+        if !failed {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
