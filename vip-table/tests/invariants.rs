@@ -472,3 +472,331 @@ fn admin_assign_refuses_a_non_candidate() {
     assert!(m.is_none(), "a non-candidate was made owner: {m:?}");
     assert!(owners(&t).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------
+// The cluster side: several switches (one VipTable per host) sharing one group through a
+// model of the store (an append-only list of ownership records with revisions, written by
+// transactions conditioned on the writer's confirmed revision, delivered to each host in
+// order by a watch, sometimes late and twice).
+//
+// Checked after every operation, on every host:
+// - the epoch never goes back, nor the confirmed revision;
+// - at most one owner, local or remote, and it is a candidate;
+// - a record that is not newer than the confirmed one (a redelivery) changes nothing;
+// - a record naming a non-candidate is refused and changes nothing.
+// Checked at the end (every record delivered, every pending write retried once): every
+// host has the owner of the store's last record, i.e. local claims and remote records
+// converge to the store's order.
+
+use vip_table::{HostId, Location, RemoteOutcome, RemotePort, RemotePortId, Stamp};
+
+const HOSTS: u32 = 3;
+
+/// On every host, PortId(1) is its candidate and PortId(2) a non-candidate; host `h`'s
+/// candidate is known to the others as remote port `h`.
+fn host_table(h: u32) -> VipTable {
+    let mut t = VipTable::new(
+        vec![VipSpec {
+            name: "web".into(),
+            addresses: vec!["10.0.0.100".parse().expect("literal")],
+            mode: VipMode::ActivePassive,
+            candidates: vec![PortId(1)],
+            damping: Damping {
+                max_moves: 0,
+                window: Duration::from_secs(1),
+            },
+            release_on_port_loss: false,
+            virtual_mac: MacAddr([0x02, 0x5e, 0, 0, 0, 1]),
+            owner_liveness: None,
+            initial_owners: vec![],
+        }],
+        Timestamp::ZERO,
+    )
+    .expect("valid spec");
+    for j in (0..HOSTS).filter(|j| *j != h) {
+        t.group_mut(ID)
+            .expect("group")
+            .add_remote_candidate(rport(j));
+    }
+    t
+}
+
+fn rport(h: u32) -> RemotePort {
+    RemotePort {
+        host: HostId(h),
+        port: RemotePortId(h),
+    }
+}
+
+fn host_mac(h: u32) -> MacAddr {
+    MacAddr([0x02, 0, 0, 0, 1, h as u8])
+}
+
+/// Host `h`'s view of "the candidate of host `owner`".
+fn seen_from(h: u32, owner: u32) -> Location {
+    if owner == h {
+        Location::Local(PortId(1))
+    } else {
+        Location::Remote(rport(owner))
+    }
+}
+
+/// The owner as a host number, as host `h` sees it.
+fn owner_host(t: &VipTable, h: u32) -> Option<u32> {
+    let g = t.group(ID).expect("group");
+    let local = g.owners().iter().map(|_| h);
+    let remote = g.remote_owners().iter().map(|o| o.at.host.0);
+    let all: Vec<u32> = local.chain(remote).collect();
+    assert!(all.len() <= 1, "two owners on host {h}: {all:?}");
+    all.first().copied()
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    stamp: Stamp,
+    owner: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+enum ClusterOp {
+    /// A GARP from host `h`'s candidate (or, `bad`, from its non-candidate).
+    Claim { h: u32, bad: bool },
+    /// Host `h`'s agent writes what its switch asks to write (conditioned on the revision).
+    Write { h: u32 },
+    /// The watch delivers the next record to host `h`.
+    Deliver { h: u32 },
+    /// The watch delivers an old record again (index modulo the records so far).
+    Redeliver { h: u32, k: usize },
+    /// A buggy writer's record naming a port that is no candidate.
+    Bogus { h: u32 },
+    /// Time passes.
+    Advance { ms: u64 },
+}
+
+fn cluster_op() -> impl Strategy<Value = ClusterOp> {
+    let h = 0..HOSTS;
+    prop_oneof![
+        4 => (h.clone(), prop::bool::weighted(0.1)).prop_map(|(h, bad)| ClusterOp::Claim { h, bad }),
+        3 => h.clone().prop_map(|h| ClusterOp::Write { h }),
+        5 => h.clone().prop_map(|h| ClusterOp::Deliver { h }),
+        1 => (h.clone(), 0usize..64).prop_map(|(h, k)| ClusterOp::Redeliver { h, k }),
+        1 => h.prop_map(|h| ClusterOp::Bogus { h }),
+        1 => (0u64..2_000).prop_map(|ms| ClusterOp::Advance { ms }),
+    ]
+}
+
+struct Cluster {
+    tables: Vec<VipTable>,
+    store: Vec<Record>,
+    cursor: Vec<usize>,
+    revision: u64,
+}
+
+impl Cluster {
+    fn apply(&mut self, h: u32, r: Record, now: Timestamp) -> RemoteOutcome {
+        let t = &mut self.tables[h as usize];
+        let out = match r.owner {
+            Some(o) => {
+                t.apply_remote_move(ID, r.stamp, seen_from(h, o), host_mac(o), host_mac(o), now)
+            }
+            None => None,
+        };
+        out.expect("group")
+    }
+
+    fn write(&mut self, h: u32) -> bool {
+        let t = &mut self.tables[h as usize];
+        let Some(w) = t.group(ID).expect("group").cluster_write() else {
+            return false;
+        };
+        let current = self.store.last().map(|r| r.stamp.revision);
+        if w.base_revision != current {
+            return false; // the transaction's condition fails: someone wrote first
+        }
+        self.revision += 1;
+        let owner = w.owners.first().map(|e| match e.at {
+            Location::Local(_) => h,
+            Location::Remote(r) => r.host.0,
+        });
+        let stamp = Stamp {
+            epoch: w.epoch,
+            revision: self.revision,
+        };
+        self.store.push(Record { stamp, owner });
+        let out = t.confirm_write(ID, stamp);
+        assert_eq!(out, Some(RemoteOutcome::Applied(None)));
+        true
+    }
+
+    fn deliver(&mut self, h: u32, now: Timestamp) -> Result<(), TestCaseError> {
+        let c = self.cursor[h as usize];
+        if let Some(r) = self.store.get(c).copied() {
+            self.cursor[h as usize] += 1;
+            let out = self.apply(h, r, now);
+            // a host's own write comes back as a duplicate; everything else is newer
+            prop_assert!(
+                !matches!(out, RemoteOutcome::NotACandidate { .. }),
+                "{:?}",
+                out
+            );
+        }
+        Ok(())
+    }
+}
+
+fn run_cluster(ops: &[ClusterOp]) -> Result<(), TestCaseError> {
+    let mut c = Cluster {
+        tables: (0..HOSTS).map(host_table).collect(),
+        store: Vec::new(),
+        cursor: vec![0; HOSTS as usize],
+        revision: 0,
+    };
+    let mut now = Timestamp::from_secs(1);
+    for op in ops {
+        let before: Vec<(u64, Option<Stamp>, Option<u32>)> = (0..HOSTS)
+            .map(|h| {
+                let g = c.tables[h as usize].group(ID).expect("group");
+                (
+                    g.epoch(),
+                    g.confirmed(),
+                    owner_host(&c.tables[h as usize], h),
+                )
+            })
+            .collect();
+        match *op {
+            ClusterOp::Claim { h, bad } => {
+                let port = if bad { PortId(2) } else { PortId(1) };
+                let out = c.tables[h as usize]
+                    .claim(ID, port, host_mac(h), now)
+                    .expect("group");
+                if bad {
+                    prop_assert_eq!(out, ClaimOutcome::NotCandidate);
+                    prop_assert!(c.tables[h as usize]
+                        .group(ID)
+                        .expect("group")
+                        .cluster_write()
+                        .is_none_or(|w| w.owners.iter().all(|e| e.at != Location::Local(port))));
+                }
+            }
+            ClusterOp::Write { h } => {
+                c.write(h);
+            }
+            ClusterOp::Deliver { h } => c.deliver(h, now)?,
+            ClusterOp::Redeliver { h, k } => {
+                let seen = c.cursor[h as usize];
+                if seen > 0 {
+                    let r = c.store[k % seen];
+                    let out = c.apply(h, r, now);
+                    prop_assert!(matches!(out, RemoteOutcome::Stale { .. }), "{:?}", out);
+                }
+            }
+            ClusterOp::Bogus { h } => {
+                let t = &mut c.tables[h as usize];
+                let stamp = Stamp {
+                    epoch: u64::MAX / 2,
+                    revision: u64::MAX / 2,
+                };
+                for at in [
+                    Location::Local(PortId(2)),
+                    Location::Remote(RemotePort {
+                        host: HostId(9),
+                        port: RemotePortId(9),
+                    }),
+                ] {
+                    let out = t.apply_remote_move(ID, stamp, at, host_mac(9), host_mac(9), now);
+                    prop_assert_eq!(out, Some(RemoteOutcome::NotACandidate { at }));
+                }
+            }
+            ClusterOp::Advance { ms } => now = now + Duration::from_millis(ms),
+        }
+        for h in 0..HOSTS {
+            let t = &c.tables[h as usize];
+            let g = t.group(ID).expect("group");
+            let (e0, s0, o0) = before[h as usize];
+            prop_assert!(g.epoch() >= e0, "host {} epoch went back", h);
+            prop_assert!(
+                g.confirmed().map(|s| s.revision) >= s0.map(|s| s.revision),
+                "host {} confirmed revision went back",
+                h
+            );
+            if matches!(op, ClusterOp::Redeliver { .. } | ClusterOp::Bogus { .. }) {
+                prop_assert_eq!(g.confirmed(), s0);
+                prop_assert_eq!(g.epoch(), e0);
+                prop_assert_eq!(owner_host(t, h), o0);
+            }
+            for o in g.owners() {
+                prop_assert_eq!(o.port, PortId(1));
+            }
+        }
+    }
+    // Drain: deliver everything, retry every pending write once, deliver again.
+    for _ in 0..2 {
+        for h in 0..HOSTS {
+            while c.cursor[h as usize] < c.store.len() {
+                c.deliver(h, now)?;
+            }
+        }
+        for h in 0..HOSTS {
+            if c.write(h) {
+                for k in 0..HOSTS {
+                    while c.cursor[k as usize] < c.store.len() {
+                        c.deliver(k, now)?;
+                    }
+                }
+            }
+        }
+    }
+    let last = c.store.last().and_then(|r| r.owner);
+    for h in 0..HOSTS {
+        let t = &c.tables[h as usize];
+        prop_assert!(t.group(ID).expect("group").cluster_write().is_none());
+        if !c.store.is_empty() {
+            prop_assert_eq!(
+                owner_host(t, h),
+                last,
+                "host {} disagrees with the store's last record",
+                h
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cluster_converges_to_the_store_order(ops in prop::collection::vec(cluster_op(), 1..80)) {
+        run_cluster(&ops)?;
+    }
+
+    /// A host vanishing drops exactly its locations, on a group with candidates and owners
+    /// spread over several hosts.
+    #[test]
+    fn host_gone_drops_exactly_that_host(
+        hosts in prop::collection::vec(0u32..4, 1..8),
+        owner in 0usize..8,
+        gone in 0u32..4,
+    ) {
+        let mut t = host_table(0);
+        let g = t.group_mut(ID).expect("group");
+        for (i, h) in hosts.iter().enumerate() {
+            g.add_remote_candidate(RemotePort { host: HostId(*h + 10), port: RemotePortId(i as u32 + 10) });
+        }
+        let cands: Vec<RemotePort> = g.remote_candidates().to_vec();
+        let o = cands[owner % cands.len()];
+        let stamp = Stamp { epoch: 1, revision: 1 };
+        let applied = g.apply_remote_move(stamp, Location::Remote(o), host_mac(1), host_mac(1), Timestamp::ZERO);
+        prop_assert!(matches!(applied, RemoteOutcome::Applied(Some(_))));
+        let epoch = g.epoch();
+        let gone = HostId(gone + 10);
+        let moves = t.host_gone(gone, Timestamp::from_secs(1));
+        let g = t.group(ID).expect("group");
+        let kept: Vec<RemotePort> = cands.iter().copied().filter(|c| c.host != gone).collect();
+        prop_assert_eq!(g.remote_candidates(), kept.as_slice());
+        prop_assert_eq!(g.candidates(), &[PortId(1)]);
+        prop_assert_eq!(moves.len(), usize::from(o.host == gone));
+        prop_assert_eq!(g.has_owner(), o.host != gone);
+        prop_assert_eq!(g.epoch(), epoch + moves.len() as u64);
+    }
+}
