@@ -204,6 +204,10 @@ pub fn run(dir: &Path) -> Result<String, String> {
                         format!("answered by the switch: {r}")
                     }
                     Verdict::ToSwitch => "to the switch (discovery answer)".to_string(),
+                    Verdict::ToRemote { host, vlan, mac } => format!(
+                        "to the remote owner on host {} (vlan {vlan}, dst mac {mac})",
+                        sw.host_name(host)
+                    ),
                     Verdict::Drop(r) => match (r, fx.malformed) {
                         (DropReason::Malformed, Some(m)) => format!("drop malformed ({m:?})"),
                         _ => format!("drop {r}"),
