@@ -16,6 +16,9 @@
 //!   moves only its own share;
 //! - port loss: active-active drops the owner at once; active-passive keeps the owner (the
 //!   standby's keepalived will claim) unless `release_on_port_loss` is set.
+//! - cluster: owners and candidates may also be ports of other hosts, changed only by
+//!   records from the cluster store, ordered by [`crate::Stamp`]; see the `cluster`
+//!   submodule ([`VipGroup::apply_remote_move`] and the rest) for those rules.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
