@@ -392,3 +392,20 @@ fn host_gone_leaves_the_group_ownerless_and_starts_discovery() {
     let v = process(&snap, PortId(2), &f, RxMeta::default(), t(6), &mut fx);
     assert!(!matches!(v, Verdict::ToRemote { .. }), "{v:?}");
 }
+
+#[test]
+fn no_discovery_for_a_group_owned_on_another_host() {
+    let mut sw = switch();
+    moved_to_far1(&mut sw);
+    let mut out = Vec::new();
+    // a candidate's port coming up starts discovery...
+    sw.set_port_oper(PortId(1), false, t(2), &mut out);
+    sw.set_port_oper(PortId(1), true, t(3), &mut out);
+    out.clear();
+    // ...which asks nobody: the store says where the owner is
+    for ms in [3, 200, 1_000, 40_000] {
+        sw.tick(t(ms), &mut out);
+    }
+    assert!(out.is_empty(), "{} probes sent", out.len());
+    assert!(sw.discovering().is_empty());
+}
