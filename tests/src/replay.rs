@@ -204,6 +204,10 @@ pub fn run(dir: &Path) -> Result<String, String> {
                         format!("answered by the switch: {r}")
                     }
                     Verdict::ToSwitch => "to the switch (discovery answer)".to_string(),
+                    Verdict::ToRemote { host, vlan, mac } => format!(
+                        "to the remote owner on host {} (vlan {vlan}, dst mac {mac})",
+                        sw.host_name(host)
+                    ),
                     Verdict::Drop(r) => match (r, fx.malformed) {
                         (DropReason::Malformed, Some(m)) => format!("drop malformed ({m:?})"),
                         _ => format!("drop {r}"),
@@ -255,6 +259,12 @@ pub fn run(dir: &Path) -> Result<String, String> {
                         .vip_release(arg(1), arg(2), now, &mut ob)
                         .map(|_| ())
                         .map_err(|e| e.to_string()),
+                    "remote-candidate" => sw
+                        .add_remote_candidate(arg(1), arg(2), arg(3))
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    "remote-owner" | "remote-release" | "confirm-write" | "host-gone"
+                    | "cluster-writes" => remote_event(&mut sw, &words, now, &mut ob, &mut out),
                     "tick" => Ok(()),
                     "discover-all" => {
                         sw.discover_all(now);
@@ -276,14 +286,27 @@ pub fn run(dir: &Path) -> Result<String, String> {
     }
     let _ = writeln!(out, "# final state");
     for (_, g) in sw.vips().groups() {
+        let remote = g.remote_owners().iter().map(|o| {
+            (
+                format!(
+                    "{} on {}",
+                    sw.remote_port_name(o.at.port),
+                    sw.host_name(o.at.host)
+                ),
+                o.mac,
+                o.mac6,
+            )
+        });
         let owners: Vec<String> = g
             .owners()
             .iter()
-            .map(|o| {
-                if o.mac6 == o.mac {
-                    format!("{} ({})", sw.port_name(o.port), o.mac)
+            .map(|o| (sw.port_name(o.port).to_string(), o.mac, o.mac6))
+            .chain(remote)
+            .map(|(name, mac, mac6)| {
+                if mac6 == mac {
+                    format!("{name} ({mac})")
                 } else {
-                    format!("{} ({}, IPv6 {})", sw.port_name(o.port), o.mac, o.mac6)
+                    format!("{name} ({mac}, IPv6 {mac6})")
                 }
             })
             .collect();
@@ -317,7 +340,7 @@ pub fn run(dir: &Path) -> Result<String, String> {
             .collect();
         let _ = writeln!(
             out,
-            "port {}: rx {} tx {} answered {} drops {}",
+            "port {}: rx {} tx {} answered {} drops {}{}",
             p.name,
             v.rx_frames,
             v.tx_frames,
@@ -326,10 +349,106 @@ pub fn run(dir: &Path) -> Result<String, String> {
                 "-".to_string()
             } else {
                 drops.join(" ")
+            },
+            if v.to_remote > 0 {
+                format!(
+                    " to_remote {} remote_no_tunnel {}",
+                    v.to_remote, v.remote_no_tunnel
+                )
+            } else {
+                String::new()
             }
         );
     }
     Ok(out)
+}
+
+/// The cluster events of `events.txt` (the commands the cluster agent gives the switch):
+/// `remote-owner VIP HOST PORT MAC EPOCH REVISION`, `remote-release VIP HOST PORT EPOCH
+/// REVISION`, `confirm-write VIP EPOCH REVISION`, `host-gone HOST`; `cluster-writes` writes
+/// the records local changes ask to write to the store. An outcome other than "applied" is
+/// written to the transcript.
+fn remote_event(
+    sw: &mut Switch,
+    words: &[String],
+    now: Timestamp,
+    ob: &mut Vec<Outbound>,
+    out: &mut String,
+) -> Result<(), String> {
+    use vip_table::{RemoteOutcome, Stamp};
+    use vswitch::control::remote::RemoteOwnerRecord;
+    let arg = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    let num = |i: usize| -> Result<u64, String> {
+        arg(i)
+            .parse()
+            .map_err(|_| format!("`{}` is not a number", arg(i)))
+    };
+    let stamp = |i: usize| -> Result<Stamp, String> {
+        Ok(Stamp {
+            epoch: num(i)?,
+            revision: num(i + 1)?,
+        })
+    };
+    let outcome = match arg(0) {
+        "remote-owner" => {
+            let mac: vip_table::MacAddr = arg(4).parse().map_err(|e| format!("{e}"))?;
+            let owner = RemoteOwnerRecord {
+                host: arg(2),
+                port: arg(3),
+                mac,
+                mac6: mac,
+            };
+            let s = stamp(5)?;
+            sw.apply_remote_owner(arg(1), owner, s, now, ob)
+        }
+        "remote-release" => {
+            let s = stamp(4)?;
+            sw.apply_remote_release(arg(1), arg(2), arg(3), s, now, ob)
+        }
+        "confirm-write" => sw.confirm_write(arg(1), stamp(2)?),
+        "cluster-writes" => {
+            for w in sw.cluster_writes() {
+                let owners: Vec<String> = w
+                    .owners
+                    .iter()
+                    .map(|o| match &o.host {
+                        Some(h) => format!("{} on {h} ({})", o.port, o.mac),
+                        None => format!("{} ({})", o.port, o.mac),
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "      to write: vip {} owners [{}] epoch {} if revision is {}",
+                    w.vip,
+                    owners.join(", "),
+                    w.epoch,
+                    w.base_revision
+                        .map_or("absent".to_string(), |r| r.to_string())
+                );
+            }
+            return Ok(());
+        }
+        _ => {
+            let moves = sw.host_gone(arg(1), now, ob);
+            let _ = writeln!(out, "      host {} gone: {} move(s)", arg(1), moves.len());
+            return Ok(());
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    match outcome {
+        RemoteOutcome::Applied(_) => {}
+        RemoteOutcome::Stale { have, got, reason } => {
+            let _ = writeln!(
+                out,
+                "      refused: {reason} (have epoch {} revision {}, got epoch {} revision {})",
+                have.epoch, have.revision, got.epoch, got.revision
+            );
+        }
+        RemoteOutcome::NotACandidate { .. } => {
+            let _ = writeln!(out, "      refused: not a candidate");
+        }
+    }
+    Ok(())
 }
 
 /// Every scenario directory under `root`, sorted.

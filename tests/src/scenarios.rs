@@ -1362,6 +1362,51 @@ fn vip_scenarios(v: &mut Vec<Scenario>) {
         .event(6.0, "vip-release web vm1")
         .at(7.0, "vm3", arp_request(vm(3), "10.0.0.3", vip4));
     v.push(s);
+
+    let mut s = Scenario::new(
+        "remote-vip-move",
+        "Multi-host, pure core: the cluster agent's commands (events.txt) move the VIP between\n\
+         this switch's vm1/vm2 and far1 on host-b. After a record from the store makes far1 the\n\
+         owner, the switch announces far1's MAC to vm3, answers vm3's ARP with it and sends\n\
+         vm3's traffic (stale MAC included) to host-b with the MAC rewritten (no tunnel yet:\n\
+         counted remote_no_tunnel). An older record, a duplicate and a non-candidate are refused.\n\
+         vm2's GARP takes the VIP back locally at once and asks to be written (the record to\n\
+         write, conditioned on the revision last seen, is `cluster-writes`). A second record\n\
+         to far1, then host-b's lease expiring (host-gone) leave the VIP without an owner and\n\
+         start discovery.",
+        three_vms(VIP_AP),
+    );
+    s.at(0.0, "vm1", garp(vm(1), vip4))
+        .event(0.2, "cluster-writes")
+        .event(0.5, "confirm-write web 1 10")
+        .event(0.6, "cluster-writes")
+        .event(1.0, "remote-candidate web host-b far1")
+        .event(1.5, "remote-owner web host-b far1 02:00:00:00:0b:01 2 11")
+        .at(
+            2.0,
+            "vm3",
+            udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+        )
+        .at(2.1, "vm3", arp_request(vm(3), "10.0.0.3", vip4))
+        .event(2.5, "remote-owner web host-b far1 02:00:00:00:0b:01 2 11")
+        .event(2.6, "remote-owner web host-b far1 02:00:00:00:0b:01 1 9")
+        .event(2.7, "remote-owner web host-c evil 02:00:00:00:0c:01 9 12")
+        .at(3.0, "vm2", garp(vm(2), vip4))
+        .at(
+            3.5,
+            "vm3",
+            udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+        )
+        .event(3.2, "cluster-writes")
+        .event(4.0, "confirm-write web 3 13")
+        .event(5.0, "remote-owner web host-b far1 02:00:00:00:0b:01 5 14")
+        .event(6.0, "host-gone host-b")
+        .at(
+            6.5,
+            "vm3",
+            udp4(vm(3), vm(1), "10.0.0.3", vip4, 7000, 80, 10),
+        );
+    v.push(s);
 }
 
 /// Owner discovery after a restart (the daemon's `discover-all` at start).

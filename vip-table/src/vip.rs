@@ -16,6 +16,9 @@
 //!   moves only its own share;
 //! - port loss: active-active drops the owner at once; active-passive keeps the owner (the
 //!   standby's keepalived will claim) unless `release_on_port_loss` is set.
+//! - cluster: owners and candidates may also be ports of other hosts, changed only by
+//!   records from the cluster store, ordered by [`crate::Stamp`]; see the `cluster`
+//!   submodule ([`VipGroup::apply_remote_move`] and the rest) for those rules.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -23,10 +26,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::addr::MacAddr;
+use crate::location::{RemotePort, Stamp};
 use crate::policy::PortId;
 use crate::time::Timestamp;
 
+mod cluster;
 mod restart;
+pub use cluster::{OwnerEntry, OwnerWrite, RemoteOutcome, RemoteOwner, Selected};
 pub use restart::SavedGroup;
 
 /// How many moves a group remembers for `show vips`.
@@ -156,6 +162,10 @@ pub enum MoveReason {
     /// The switch asked the candidates who holds the address (an ARP probe / NS after a
     /// restart, a reload or a port coming up) and this one answered.
     Discovery,
+    /// An ownership record from the cluster store (another host's claim, or a resync).
+    Remote,
+    /// The host of a remote owner vanished (its lease expired).
+    HostGone,
 }
 
 impl std::fmt::Display for MoveReason {
@@ -168,22 +178,30 @@ impl std::fmt::Display for MoveReason {
             MoveReason::Liveness => "liveness",
             MoveReason::MacChange => "mac-change",
             MoveReason::Discovery => "discovery",
+            MoveReason::Remote => "remote",
+            MoveReason::HostGone => "host-gone",
         })
     }
 }
 
 /// One ownership change. In active-passive `from`/`to` are the old and new owner; in
 /// active-active one of them is the joining or leaving owner and the other is `None`.
+/// `from`/`to` name local ports; when a side is a port of another host, it is `None` and
+/// `from_remote`/`to_remote` name it (see [`Move::from_location`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Move {
     /// When.
     pub at: Timestamp,
     /// The epoch after the change.
     pub epoch: u64,
-    /// Previous owner (A/P) or leaving owner (A/A).
+    /// Previous owner (A/P) or leaving owner (A/A), when it is a local port.
     pub from: Option<PortId>,
-    /// New owner (A/P) or joining owner (A/A).
+    /// New owner (A/P) or joining owner (A/A), when it is a local port.
     pub to: Option<PortId>,
+    /// Previous or leaving owner, when it is a port of another host.
+    pub from_remote: Option<RemotePort>,
+    /// New or joining owner, when it is a port of another host.
+    pub to_remote: Option<RemotePort>,
     /// The MAC of the new owner.
     pub mac: Option<MacAddr>,
     /// Why.
@@ -233,6 +251,16 @@ pub struct VipGroup {
     /// Damping exists to stop a live pair from flapping; a claim that replaces a dead owner
     /// is the only way back to service, so it is not held.
     owner_down: bool,
+    /// Candidates on other hosts (see [`crate::location`]).
+    remote_candidates: Vec<RemotePort>,
+    /// Owners on other hosts. Active-passive: `owners.len() + remote_owners.len() <= 1`.
+    /// Empty on a standalone switch, so the local paths test one length and go on.
+    remote_owners: Vec<RemoteOwner>,
+    /// The stamp of the last ownership record applied from (or confirmed by) the store.
+    confirmed: Option<Stamp>,
+    /// A local change (claim, discovery, operator, port loss) has not been confirmed by
+    /// the store yet: [`VipGroup::cluster_write`] has something to write.
+    dirty: bool,
 }
 
 #[inline]
@@ -287,6 +315,10 @@ impl VipGroup {
             hijacks: 0,
             last_hijack: None,
             owner_down: false,
+            remote_candidates: Vec::new(),
+            remote_owners: Vec::new(),
+            confirmed: None,
+            dirty: false,
         }
     }
 
@@ -353,8 +385,11 @@ impl VipGroup {
     /// group's virtual MAC (A/A). `None` when nobody owns the group.
     pub fn answer_mac(&self) -> Option<MacAddr> {
         match self.spec.mode {
-            VipMode::ActivePassive => self.owners.first().map(|o| o.mac),
-            VipMode::ActiveActive => (!self.owners.is_empty()).then_some(self.spec.virtual_mac),
+            VipMode::ActivePassive => match self.owners.first() {
+                Some(o) => Some(o.mac),
+                None => self.remote_owners.first().map(|o| o.mac),
+            },
+            VipMode::ActiveActive => self.has_owner().then_some(self.spec.virtual_mac),
         }
     }
 
@@ -362,8 +397,11 @@ impl VipGroup {
     /// the owner's IPv6 MAC (A/P, see [`Owner::mac6`]) or the group's virtual MAC (A/A).
     pub fn answer_mac6(&self) -> Option<MacAddr> {
         match self.spec.mode {
-            VipMode::ActivePassive => self.owners.first().map(|o| o.mac6),
-            VipMode::ActiveActive => (!self.owners.is_empty()).then_some(self.spec.virtual_mac),
+            VipMode::ActivePassive => match self.owners.first() {
+                Some(o) => Some(o.mac6),
+                None => self.remote_owners.first().map(|o| o.mac6),
+            },
+            VipMode::ActiveActive => self.has_owner().then_some(self.spec.virtual_mac),
         }
     }
 
@@ -431,8 +469,11 @@ impl VipGroup {
         reason: MoveReason,
     ) -> Move {
         let from = self.owners.first().map(|o| o.port);
+        let from_remote = self.remote_owners.first().map(|o| o.at);
         self.owners.clear();
+        self.remote_owners.clear();
         self.owner_down = false;
+        self.dirty = true;
         if let Some((p, mac)) = port {
             self.owners.push(Owner {
                 port: p,
@@ -448,6 +489,8 @@ impl VipGroup {
             epoch: self.epoch,
             from,
             to: port.map(|p| p.0),
+            from_remote,
+            to_remote: None,
             mac: port.map(|p| p.1),
             reason,
         };
@@ -461,11 +504,14 @@ impl VipGroup {
     /// The owner `port` now speaks from `mac` (one family's MAC changed): epoch + 1, recorded.
     fn mac_changed(&mut self, port: PortId, mac: MacAddr, now: Timestamp) -> Move {
         self.epoch += 1;
+        self.dirty = true;
         let m = Move {
             at: now,
             epoch: self.epoch,
             from: Some(port),
             to: Some(port),
+            from_remote: None,
+            to_remote: None,
             mac: Some(mac),
             reason: MoveReason::MacChange,
         };
@@ -483,11 +529,14 @@ impl VipGroup {
         });
         self.owners.sort_by_key(|o| o.port);
         self.epoch += 1;
+        self.dirty = true;
         let m = Move {
             at: now,
             epoch: self.epoch,
             from: None,
             to: Some(port),
+            from_remote: None,
+            to_remote: None,
             mac: Some(mac),
             reason,
         };
@@ -502,11 +551,14 @@ impl VipGroup {
             return None;
         }
         self.epoch += 1;
+        self.dirty = true;
         let m = Move {
             at: now,
             epoch: self.epoch,
             from: Some(port),
             to: None,
+            from_remote: None,
+            to_remote: None,
             mac: None,
             reason,
         };
@@ -854,6 +906,14 @@ impl VipTable {
             g.last_hijack = o.last_hijack;
             g.owner_down = o.owner_down && !lost;
             g.last_claim = o.last_claim.and_then(|(t, p)| map_port(p).map(|p| (t, p)));
+            // the cluster side does not depend on local port ids
+            g.remote_candidates = o.remote_candidates.clone();
+            g.remote_owners = o.remote_owners.clone();
+            if g.spec.mode == VipMode::ActivePassive && !g.owners.is_empty() {
+                g.remote_owners.clear();
+            }
+            g.confirmed = o.confirmed;
+            g.dirty = o.dirty || lost;
             g.pending = o.pending.and_then(|p| {
                 map_port(p.port)
                     .filter(|np| g.spec.candidates.contains(np))
@@ -867,6 +927,8 @@ impl VipTable {
                     epoch: e,
                     from: None,
                     to: g.owners.first().map(|o| o.port),
+                    from_remote: None,
+                    to_remote: None,
                     mac: g.owners.first().map(|o| o.mac),
                     reason: MoveReason::Admin,
                 });

@@ -9,6 +9,10 @@
 //! - every VIP move emits a [`SwitchEvent::VipMoved`] and one gratuitous ARP (IPv4) / one
 //!   unsolicited NA (IPv6) per address, with the new owner's MAC, to every up non-candidate
 //!   port of the VIP's VLAN ([`Outbound`]);
+//! - ownership changes from the cluster store come as small typed commands
+//!   ([`Switch::apply_remote_owner`], [`Switch::apply_remote_release`],
+//!   [`Switch::host_gone`], … in [`remote`]), never as a reload; their moves emit the same
+//!   [`SwitchEvent::VipMoved`] (with `remote: true`) and announcements as local ones;
 //! - a reload builds the new state completely before touching the old one: an invalid
 //!   configuration leaves everything as it was. VIP ownership, move history, counters and
 //!   learned MACs survive a reload for ports and groups that keep their names.
@@ -30,6 +34,7 @@ use crate::frames::{self, SmallFrame};
 use crate::pipeline::{recompute_masks, Effects, PortEntry, Snapshot, VipSignal, MAX_PORTS};
 
 mod discovering;
+pub mod remote;
 mod step_down;
 pub use step_down::MAX_PER_PORT as VRRP_ADVERTS_PER_PORT;
 
@@ -61,6 +66,11 @@ pub enum SwitchEvent {
         reason: MoveReason,
         /// When.
         at: Timestamp,
+        /// The move was learned from the cluster store (or a host vanished), not made here.
+        remote: bool,
+        /// The host of the remote side of the move (the new owner's, else the old one's),
+        /// when it is a port of another host.
+        host: Option<String>,
     },
     /// A claim was held back by damping.
     VipClaimPending {
@@ -144,14 +154,23 @@ impl std::fmt::Display for SwitchEvent {
                 mac,
                 epoch,
                 reason,
+                remote,
+                host,
                 ..
-            } => write!(
-                f,
-                "vip {vip}: {} -> {} (mac {}), epoch {epoch}, reason {reason}",
-                from.as_deref().unwrap_or("none"),
-                to.as_deref().unwrap_or("none"),
-                mac.map_or("-".to_string(), |m| m.to_string()),
-            ),
+            } => {
+                write!(
+                    f,
+                    "vip {vip}: {} -> {} (mac {}), epoch {epoch}, reason {reason}",
+                    from.as_deref().unwrap_or("none"),
+                    to.as_deref().unwrap_or("none"),
+                    mac.map_or("-".to_string(), |m| m.to_string()),
+                )?;
+                match (remote, host) {
+                    (_, Some(h)) => write!(f, ", remote host {h}"),
+                    (true, None) => f.write_str(", remote"),
+                    (false, None) => Ok(()),
+                }
+            }
             SwitchEvent::VipClaimPending { vip, port, due } => {
                 write!(
                     f,
@@ -223,6 +242,9 @@ pub enum ControlError {
         /// Port.
         port: String,
     },
+    /// A port of this switch named as a port of another host.
+    #[error("port `{0}` is a port of this switch, not of another host")]
+    LocalPort(String),
     /// The VIP table could not be built.
     #[error(transparent)]
     Vip(#[from] VipError),
@@ -259,6 +281,8 @@ pub struct Switch {
     discovery: Discovery,
     /// The last VRRP advert per (port, VRID, family, destination): see [`step_down`].
     vrrp_adverts: Vec<step_down::LastAdvert>,
+    /// Names of the cluster's other hosts and their ports (see [`remote`]).
+    remote: remote::Names,
 }
 
 fn build_ports(cfg: &Config) -> Result<Vec<PortEntry>, ControlError> {
@@ -393,6 +417,7 @@ impl Switch {
             events: Vec::new(),
             discovery: Discovery::default(),
             vrrp_adverts: Vec::new(),
+            remote: remote::Names::default(),
         })
     }
 
@@ -480,6 +505,11 @@ impl Switch {
     }
 
     fn on_move(&mut self, id: VipId, m: Move, out: &mut Vec<Outbound>) {
+        self.on_move_from(id, m, false, out);
+    }
+
+    /// [`Switch::on_move`]; `remote`: learned from the cluster store.
+    fn on_move_from(&mut self, id: VipId, m: Move, remote: bool, out: &mut Vec<Outbound>) {
         let Some(g) = self.vips.group(id) else {
             return;
         };
@@ -491,14 +521,21 @@ impl Switch {
             .first()
             .and_then(|c| self.ports.get(c.index()))
             .map(|p| p.vlan);
+        let side = |r: Option<vip_table::RemotePort>| r.map(|r| self.remote_port_name(r.port));
+        let host = m
+            .to_remote
+            .or(m.from_remote)
+            .map(|r| self.host_name(r.host).to_string());
         self.events.push(SwitchEvent::VipMoved {
             vip,
-            from: self.name_of(m.from),
-            to: self.name_of(m.to),
+            from: self.name_of(m.from).or_else(|| side(m.from_remote)),
+            to: self.name_of(m.to).or_else(|| side(m.to_remote)),
             mac: m.mac,
             epoch: m.epoch,
             reason: m.reason,
             at: m.at,
+            remote,
+            host,
         });
         // Fix neighbours' caches even if the VM's own announcements were lost.
         let ((Some(mac4), Some(mac6)), Some(vlan)) = (answer, vlan) else {

@@ -31,6 +31,11 @@ pub struct PortCounters {
     pub vip_no_owner: AtomicU64,
     /// Frames from this port addressed to the switch itself (owner-discovery answers).
     pub to_switch: AtomicU64,
+    /// Frames from this port to a VIP owned on another host ([`Verdict::ToRemote`]).
+    pub to_remote: AtomicU64,
+    /// Of those, frames no tunnel carried (the overlay is not there yet, or has no path to
+    /// that host).
+    pub remote_no_tunnel: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
 }
 
@@ -51,8 +56,18 @@ pub struct CounterValues {
     pub vip_no_owner: u64,
     /// Addressed to the switch (discovery answers).
     pub to_switch: u64,
+    /// To a VIP owned on another host (left out of the JSON while zero).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub to_remote: u64,
+    /// To a VIP owned on another host, not carried by a tunnel (left out while zero).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub remote_no_tunnel: u64,
     /// Drops by reason name (all reasons, zeros included).
     pub drops: Vec<(String, u64)>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl CounterValues {
@@ -96,6 +111,9 @@ impl PortCounters {
             Verdict::ToSwitch => {
                 self.to_switch.fetch_add(1, Ordering::Relaxed);
             }
+            Verdict::ToRemote { .. } => {
+                self.to_remote.fetch_add(1, Ordering::Relaxed);
+            }
             Verdict::Forward { .. } | Verdict::Flood => {
                 if vip_no_owner {
                     self.vip_no_owner.fetch_add(1, Ordering::Relaxed);
@@ -117,6 +135,8 @@ impl PortCounters {
             answered: self.answered.load(Ordering::Relaxed),
             vip_no_owner: self.vip_no_owner.load(Ordering::Relaxed),
             to_switch: self.to_switch.load(Ordering::Relaxed),
+            to_remote: self.to_remote.load(Ordering::Relaxed),
+            remote_no_tunnel: self.remote_no_tunnel.load(Ordering::Relaxed),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (r.as_str().to_string(), self.drops(*r)))

@@ -13,10 +13,15 @@
 //! - it does no I/O itself: sends and signals go through the caller's [`Output`] (real
 //!   devices and a channel to the control thread in the worker; a recorder in the replay and
 //!   the fuzz target). It takes time as an argument, allocates nothing and never panics;
+//! - a frame to a VIP owned on another host ([`Verdict::ToRemote`]) gets its destination MAC
+//!   rewritten like a forward and goes to [`Output::send_remote`]: **the hook for the
+//!   overlay**. Until the VXLAN sender implements it, the default sends nothing and the
+//!   frame is counted `remote_no_tunnel` on the ingress port (and `to_remote`, as every
+//!   such frame);
 //! - frames keep their virtio-net header (`vnet`): GSO super-frames and partial checksums
 //!   pass through unchanged; a frame the switch generated goes with an empty one.
 
-use vip_table::{PortId, Timestamp};
+use vip_table::{HostId, PortId, Timestamp};
 
 use crate::pipeline::{
     process, DropReason, Effects, RxMeta, Snapshot, Verdict, VipSignal, VrrpAdvert,
@@ -40,6 +45,21 @@ pub trait Output {
         -> Option<Result<(), PortError>>;
     /// Hand a signal to the control plane (`at`: when the frame arrived).
     fn signal(&mut self, signal: Signal, at: Timestamp);
+    /// Send `frame` (its destination MAC already rewritten to the remote owner's) to `host`
+    /// through the overlay, in the segment of `vlan`. `None`: no tunnel carries it (the
+    /// default, until the VXLAN overlay implements this), counted `remote_no_tunnel` on
+    /// the ingress port; `Some(Ok)` / `Some(Err)`: sent / refused (the overlay counts its
+    /// own per-VTEP results).
+    fn send_remote(
+        &mut self,
+        host: HostId,
+        vlan: u16,
+        frame: &[u8],
+        vnet: &VnetHdr,
+    ) -> Option<Result<(), PortError>> {
+        let _ = (host, vlan, frame, vnet);
+        None
+    }
 }
 
 /// Process `frame` (received on `ingress` with header `vnet` at `now`) and apply the
@@ -88,6 +108,17 @@ pub fn step(
                 send_counted(snap, out, ingress, r.as_bytes(), &VnetHdr::default());
             }
         }
+        Verdict::ToRemote { host, vlan, mac } => {
+            if let Some(d) = frame.get_mut(..6) {
+                d.copy_from_slice(&mac.0);
+            }
+            if out.send_remote(host, vlan, frame, vnet).is_none() {
+                if let Some(c) = snap.counters.get(ingress.index()) {
+                    c.remote_no_tunnel
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
         Verdict::Drop(_) | Verdict::ToSwitch => {}
     }
     v
@@ -122,6 +153,9 @@ pub struct Recorder {
     pub signals: Vec<Signal>,
     /// The ports sent to, in order.
     pub sent_to: Vec<PortId>,
+    /// The hosts handed to the overlay hook, in order (the recorder has no tunnel either:
+    /// it answers `None`).
+    pub sent_remote: Vec<HostId>,
 }
 
 impl Output for Recorder {
@@ -136,5 +170,15 @@ impl Output for Recorder {
     }
     fn signal(&mut self, signal: Signal, _at: Timestamp) {
         self.signals.push(signal);
+    }
+    fn send_remote(
+        &mut self,
+        host: HostId,
+        _vlan: u16,
+        _frame: &[u8],
+        _vnet: &VnetHdr,
+    ) -> Option<Result<(), PortError>> {
+        self.sent_remote.push(host);
+        None
     }
 }

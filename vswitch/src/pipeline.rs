@@ -15,7 +15,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use vip_table::{MacAddr, PortId, PortPolicy, Timestamp, VipId, VipTable};
+use vip_table::{MacAddr, PortId, PortPolicy, Selected, Timestamp, VipId, VipTable};
 
 use crate::discovery::SWITCH_MAC;
 use crate::fdb::{Fdb, Learn};
@@ -317,7 +317,7 @@ fn admits(snap: &Snapshot, pid: PortId, port: &PortEntry, dst: IpAddr) -> bool {
 fn unowned_vip_of(snap: &Snapshot, pid: PortId, dst: IpAddr) -> bool {
     snap.vips
         .lookup_group(dst)
-        .is_some_and(|(_, g)| g.owners().is_empty() && g.is_candidate(pid))
+        .is_some_and(|(_, g)| !g.has_owner() && g.is_candidate(pid))
 }
 
 /// The source check (SEMANTICS.md §3). `Ok` if the frame may enter.
@@ -687,7 +687,18 @@ fn steer_to_vip_owner(
             return None;
         }
     }
-    let owner = g.select_owner(ip.flow_hash())?;
+    let owner = match g.select(ip.flow_hash())? {
+        Selected::Local(o) => o,
+        Selected::Remote(o) => {
+            // owned on another host: through the overlay, with the same MAC rewrite
+            let mac = if ip.dst.is_ipv6() { o.mac6 } else { o.mac };
+            return Some(Verdict::ToRemote {
+                host: o.at.host,
+                vlan,
+                mac,
+            });
+        }
+    };
     let mac = if ip.dst.is_ipv6() {
         owner.mac6
     } else {

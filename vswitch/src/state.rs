@@ -261,6 +261,9 @@ impl SavedState {
                         epoch: m.epoch,
                         from: m.from.as_deref().and_then(port),
                         to: m.to.as_deref().and_then(port),
+                        // the cluster side is resynced from the store, not saved
+                        from_remote: None,
+                        to_remote: None,
                         mac: m.mac,
                         reason: m.reason,
                     })

@@ -10,7 +10,7 @@
 //! most of the datapath; the counters take the one fact they need from it (whether the frame
 //! went to an unowned VIP's candidate) as a plain `bool`.
 
-use vip_table::{MacAddr, PortId};
+use vip_table::{HostId, MacAddr, PortId};
 
 /// Why a frame was dropped. Every drop has one, and a per-port counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,4 +124,18 @@ pub enum Verdict {
     ToSwitch,
     /// Drop, counting the reason on the ingress port.
     Drop(DropReason),
+    /// Unicast IP to a VIP whose (hash-chosen) owner is a port of another host: the frame,
+    /// with its destination MAC rewritten to `mac`, goes to `host` through the overlay,
+    /// in the segment of `vlan` (the ingress port's VLAN; the overlay maps it to its VNI).
+    /// What the overlay needs is all here; until it exists the forwarding step hands it to
+    /// [`Output::send_remote`](crate::forward::Output::send_remote), whose default sends
+    /// nothing (counted `remote_no_tunnel`).
+    ToRemote {
+        /// The owner's host.
+        host: HostId,
+        /// The ingress VLAN.
+        vlan: u16,
+        /// The inner destination MAC: the remote owner's MAC for the address family.
+        mac: MacAddr,
+    },
 }

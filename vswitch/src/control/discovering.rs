@@ -70,6 +70,11 @@ impl Switch {
                 continue;
             };
             let aa = g.mode() == vip_table::VipMode::ActiveActive;
+            if !aa && g.owners().is_empty() && !g.remote_owners().is_empty() {
+                // owned on another host, as the cluster store says: nobody here to ask
+                self.discovery.stop(id);
+                continue;
+            }
             if let Some((p, mac)) = self.discovery.split_resolved_by(id) {
                 // the split brain is over: the single answerer holds the addresses
                 let v6 = g.addresses().first().is_some_and(IpAddr::is_ipv6);

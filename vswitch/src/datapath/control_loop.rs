@@ -41,6 +41,7 @@ pub(super) fn log_events(
                 epoch,
                 reason,
                 at,
+                ..
             } => {
                 let reaction_us = reaction
                     .filter(|_| matches!(reason, vip_table::MoveReason::Claim))

@@ -126,7 +126,9 @@ impl From<ControlError> for CtlError {
             ControlError::UnknownPort(name) => CtlError::UnknownPort { name },
             ControlError::UnknownVip(name) => CtlError::UnknownVip { name },
             ControlError::NotCandidate { vip, port } => CtlError::NotACandidate { vip, port },
-            e @ (ControlError::Vip(_) | ControlError::TooManyPorts(_)) => CtlError::InvalidConfig {
+            e @ (ControlError::Vip(_)
+            | ControlError::TooManyPorts(_)
+            | ControlError::LocalPort(_)) => CtlError::InvalidConfig {
                 message: e.to_string(),
             },
         }

@@ -47,6 +47,12 @@ pub enum Event {
         reason: String,
         /// When, on the switch's clock (`CLOCK_MONOTONIC`, ns).
         at_ns: u64,
+        /// Learned from the cluster store, not made here (absent when false).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        remote: bool,
+        /// The host of the remote side, when a side is a port of another host.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
     },
     /// A claim was held back by damping; it will be applied at `due_ns`.
     VipClaimPending {
@@ -149,6 +155,8 @@ impl From<&SwitchEvent> for Event {
                 epoch,
                 reason,
                 at,
+                remote,
+                host,
             } => Event::VipMoved {
                 vip: vip.clone(),
                 from: from.clone(),
@@ -157,6 +165,8 @@ impl From<&SwitchEvent> for Event {
                 epoch: *epoch,
                 reason: reason.to_string(),
                 at_ns: at.as_nanos(),
+                remote: *remote,
+                host: host.clone(),
             },
             SwitchEvent::VipClaimPending { vip, port, due } => Event::VipClaimPending {
                 vip: vip.clone(),
@@ -225,14 +235,23 @@ impl std::fmt::Display for Event {
                 mac,
                 epoch,
                 reason,
+                remote,
+                host,
                 ..
-            } => write!(
-                f,
-                "vip {vip}: {} -> {} (mac {}), epoch {epoch}, reason {reason}",
-                or_none(from),
-                or_none(to),
-                mac.as_deref().unwrap_or("-"),
-            ),
+            } => {
+                write!(
+                    f,
+                    "vip {vip}: {} -> {} (mac {}), epoch {epoch}, reason {reason}",
+                    or_none(from),
+                    or_none(to),
+                    mac.as_deref().unwrap_or("-"),
+                )?;
+                match (remote, host) {
+                    (_, Some(h)) => write!(f, ", remote host {h}"),
+                    (true, None) => f.write_str(", remote"),
+                    (false, None) => Ok(()),
+                }
+            }
             Event::VipClaimPending { vip, port, due_ns } => write!(
                 f,
                 "vip {vip}: claim from {port} held by damping until {}",

@@ -1,0 +1,399 @@
+use std::time::Duration;
+
+use super::*;
+use crate::policy::PortId;
+use crate::vip::{ClaimOutcome, Damping, VipSpec};
+
+fn mac(n: u8) -> MacAddr {
+    MacAddr([2, 0, 0, 0, 0, n])
+}
+
+fn t(s: u64) -> Timestamp {
+    Timestamp::from_secs(s)
+}
+
+const HB: HostId = HostId(2);
+const HC: HostId = HostId(3);
+
+fn rp(host: HostId, port: u32) -> RemotePort {
+    RemotePort {
+        host,
+        port: RemotePortId(port),
+    }
+}
+
+fn st(epoch: u64, revision: u64) -> Stamp {
+    Stamp { epoch, revision }
+}
+
+/// Local candidates 1 and 2; remote candidates 10 (host B) and 11 (host C).
+fn group(mode: VipMode) -> VipGroup {
+    let mut g = VipGroup::new(
+        VipSpec {
+            name: "web".into(),
+            addresses: vec!["10.0.0.100".parse().unwrap(), "fd00::100".parse().unwrap()],
+            mode,
+            candidates: vec![PortId(1), PortId(2)],
+            damping: Damping {
+                max_moves: 2,
+                window: Duration::from_secs(10),
+            },
+            release_on_port_loss: false,
+            virtual_mac: MacAddr([2, 0xaa, 0, 0, 0, 1]),
+            owner_liveness: None,
+            initial_owners: vec![],
+        },
+        t(0),
+    );
+    assert!(g.add_remote_candidate(rp(HB, 10)));
+    assert!(g.add_remote_candidate(rp(HC, 11)));
+    g
+}
+
+#[test]
+fn a_local_claim_is_applied_at_once_and_asks_to_be_written() {
+    let mut g = group(VipMode::ActivePassive);
+    assert!(g.cluster_write().is_none());
+    let ClaimOutcome::Moved(m) = g.claim(PortId(1), mac(1), t(1)) else {
+        panic!("a local candidate's claim moves")
+    };
+    let w = g.cluster_write().expect("a local move is written");
+    assert_eq!(w.epoch, m.epoch);
+    assert_eq!(w.base_revision, None);
+    assert_eq!(
+        w.owners,
+        vec![OwnerEntry {
+            at: Location::Local(PortId(1)),
+            mac: mac(1),
+            mac6: mac(1)
+        }]
+    );
+    assert_eq!(
+        g.confirm_write(st(w.epoch, 7)),
+        RemoteOutcome::Applied(None)
+    );
+    assert!(g.cluster_write().is_none());
+    assert_eq!(g.confirmed(), Some(st(w.epoch, 7)));
+    // the watch delivers our own write: a duplicate, harmless
+    assert!(matches!(
+        g.apply_remote_move(
+            st(w.epoch, 7),
+            Location::Local(PortId(1)),
+            mac(1),
+            mac(1),
+            t(1)
+        ),
+        RemoteOutcome::Stale {
+            reason: StaleReason::Duplicate,
+            ..
+        }
+    ));
+    assert!(g.is_owner(PortId(1)));
+}
+
+#[test]
+fn the_echo_before_the_confirmation_confirms() {
+    let mut g = group(VipMode::ActivePassive);
+    g.claim(PortId(1), mac(1), t(1));
+    let e = g.epoch();
+    assert_eq!(
+        g.apply_remote_move(st(e, 7), Location::Local(PortId(1)), mac(1), mac(1), t(1)),
+        RemoteOutcome::Applied(None)
+    );
+    assert!(g.cluster_write().is_none());
+    assert_eq!(g.epoch(), e);
+}
+
+#[test]
+fn a_remote_move_replaces_a_local_owner_and_steers_to_the_host() {
+    let mut g = group(VipMode::ActivePassive);
+    g.claim(PortId(1), mac(1), t(1));
+    g.confirm_write(st(g.epoch(), 5));
+    let before = g.epoch();
+    let RemoteOutcome::Applied(Some(m)) = g.apply_remote_move(
+        st(before + 1, 6),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(2),
+    ) else {
+        panic!("a newer record from a candidate applies")
+    };
+    assert_eq!((m.from, m.to), (Some(PortId(1)), None));
+    assert_eq!((m.from_remote, m.to_remote), (None, Some(rp(HB, 10))));
+    assert_eq!(m.reason, MoveReason::Remote);
+    assert!(g.epoch() > before);
+    assert!(g.owners().is_empty() && g.has_owner());
+    assert!(!g.is_owner(PortId(1)));
+    assert_eq!(g.answer_mac(), Some(mac(10)));
+    match g.select(42) {
+        Some(Selected::Remote(o)) => assert_eq!((o.at, o.mac), (rp(HB, 10), mac(10))),
+        other => panic!("{other:?}"),
+    }
+    assert!(g.cluster_write().is_none(), "a record is not written back");
+}
+
+#[test]
+fn stale_and_duplicate_records_change_nothing() {
+    let mut g = group(VipMode::ActivePassive);
+    g.apply_remote_move(
+        st(3, 10),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(1),
+    );
+    let (e, owners) = (g.epoch(), g.remote_owners().to_vec());
+    for (s, r) in [
+        (st(3, 10), StaleReason::Duplicate),
+        (st(2, 9), StaleReason::Older),
+        (st(9, 9), StaleReason::Older),
+        (st(3, 11), StaleReason::EpochNotAdvanced),
+    ] {
+        assert_eq!(
+            g.apply_remote_move(s, Location::Remote(rp(HC, 11)), mac(11), mac(11), t(2)),
+            RemoteOutcome::Stale {
+                have: st(3, 10),
+                got: s,
+                reason: r
+            }
+        );
+        assert_eq!(
+            g.apply_remote_release(s, Location::Remote(rp(HB, 10)), t(2)),
+            RemoteOutcome::Stale {
+                have: st(3, 10),
+                got: s,
+                reason: r
+            }
+        );
+    }
+    assert_eq!((g.epoch(), g.remote_owners()), (e, owners.as_slice()));
+}
+
+#[test]
+fn a_non_candidate_is_refused_everywhere() {
+    let mut g = group(VipMode::ActivePassive);
+    for at in [
+        Location::Remote(rp(HB, 99)),
+        // the right port on the wrong host
+        Location::Remote(rp(HC, 10)),
+        Location::Local(PortId(9)),
+    ] {
+        assert_eq!(
+            g.apply_remote_move(st(1, 1), at, mac(9), mac(9), t(1)),
+            RemoteOutcome::NotACandidate { at }
+        );
+    }
+    assert!(!g.has_owner());
+    assert_eq!(g.confirmed(), None, "a refused record confirms nothing");
+}
+
+#[test]
+fn host_gone_drops_exactly_that_hosts_locations() {
+    let mut g = group(VipMode::ActivePassive);
+    g.apply_remote_move(
+        st(1, 1),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(1),
+    );
+    let mut out = vec![];
+    g.host_gone(HC, t(2), &mut out);
+    assert!(out.is_empty());
+    assert_eq!(g.remote_candidates(), &[rp(HB, 10)]);
+    assert!(g.has_owner());
+    let e = g.epoch();
+    g.host_gone(HB, t(3), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].from_remote, out[0].reason, out[0].epoch),
+        (Some(rp(HB, 10)), MoveReason::HostGone, e + 1)
+    );
+    assert!(!g.has_owner() && g.remote_candidates().is_empty());
+    assert_eq!(g.candidates(), &[PortId(1), PortId(2)]);
+    assert!(
+        g.cluster_write().is_none(),
+        "every host sees the lease expire"
+    );
+    // the standby's claim is a normal local claim again
+    assert!(matches!(
+        g.claim(PortId(2), mac(2), t(4)),
+        ClaimOutcome::Moved(_)
+    ));
+    assert_eq!(g.cluster_write().map(|w| w.base_revision), Some(Some(1)));
+}
+
+#[test]
+fn a_race_is_decided_by_the_store() {
+    // hosts A (this one) and B both saw record (5, 100); both claim
+    let mut g = group(VipMode::ActivePassive);
+    g.apply_remote_move(
+        st(5, 100),
+        Location::Remote(rp(HC, 11)),
+        mac(11),
+        mac(11),
+        t(1),
+    );
+    assert!(matches!(
+        g.claim(PortId(1), mac(1), t(2)),
+        ClaimOutcome::Moved(_)
+    ));
+    let w = g.cluster_write().expect("to write");
+    assert_eq!(w.base_revision, Some(100));
+    // B's write won: revision 101. Ours (conditioned on 100) fails; B's record arrives.
+    let RemoteOutcome::Applied(Some(m)) = g.apply_remote_move(
+        st(6, 101),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(2),
+    ) else {
+        panic!("the winner's record applies")
+    };
+    assert_eq!(m.from, Some(PortId(1)));
+    assert!(g.cluster_write().is_none(), "the loser converges");
+    assert!(m.epoch >= w.epoch, "the epoch never goes back");
+}
+
+#[test]
+fn remote_moves_count_in_the_damping_window() {
+    let mut g = group(VipMode::ActivePassive);
+    g.apply_remote_move(
+        st(1, 1),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(1),
+    );
+    g.apply_remote_move(
+        st(2, 2),
+        Location::Remote(rp(HC, 11)),
+        mac(11),
+        mac(11),
+        t(2),
+    );
+    assert_eq!(
+        g.claim(PortId(1), mac(1), t(3)),
+        ClaimOutcome::Pending { due: t(11) },
+        "a pair flapping across hosts is damped"
+    );
+    // a newer record withdraws the held claim
+    g.apply_remote_move(
+        st(3, 3),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(4),
+    );
+    assert!(g.pending().is_none());
+}
+
+#[test]
+fn a_remote_release_leaves_the_group_without_owner() {
+    let mut g = group(VipMode::ActivePassive);
+    g.apply_remote_move(
+        st(1, 1),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(1),
+    );
+    // a release of a port that does not own it advances the stamp only
+    assert_eq!(
+        g.apply_remote_release(st(2, 2), Location::Remote(rp(HC, 11)), t(2)),
+        RemoteOutcome::Applied(None)
+    );
+    let RemoteOutcome::Applied(Some(m)) =
+        g.apply_remote_release(st(3, 3), Location::Remote(rp(HB, 10)), t(3))
+    else {
+        panic!()
+    };
+    assert_eq!((m.from_remote, m.to_remote), (Some(rp(HB, 10)), None));
+    assert!(!g.has_owner());
+    assert_eq!(g.answer_mac(), None);
+}
+
+#[test]
+fn active_active_mixes_local_and_remote_owners() {
+    let mut g = group(VipMode::ActiveActive);
+    g.claim(PortId(1), mac(1), t(1));
+    g.apply_remote_move(
+        st(5, 5),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(1),
+    );
+    assert!(g.is_owner(PortId(1)));
+    assert_eq!(g.remote_owners().len(), 1);
+    assert_eq!(g.answer_mac(), Some(MacAddr([2, 0xaa, 0, 0, 0, 1])));
+    let picks: Vec<bool> = (0..1000u64)
+        .map(|h| matches!(g.select(h), Some(Selected::Remote(_))))
+        .collect();
+    assert!(picks.iter().any(|r| *r) && picks.iter().any(|r| !*r));
+    // the local join is still to be written, on the new base
+    assert_eq!(g.cluster_write().map(|w| w.base_revision), Some(Some(5)));
+    // a third owner takes flows from the others only
+    g.apply_remote_move(
+        st(6, 6),
+        Location::Remote(rp(HC, 11)),
+        mac(11),
+        mac(11),
+        t(2),
+    );
+    for (h, was_remote) in picks.iter().enumerate() {
+        match g.select(h as u64) {
+            Some(Selected::Remote(o)) if o.at == rp(HC, 11) => {}
+            Some(Selected::Remote(o)) => assert!(*was_remote && o.at == rp(HB, 10)),
+            Some(Selected::Local(_)) => assert!(!*was_remote),
+            None => panic!(),
+        }
+    }
+    let mut out = vec![];
+    g.host_gone(HB, t(3), &mut out);
+    g.host_gone(HC, t(3), &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(g.owners().len(), 1);
+    assert!(g.remote_owners().is_empty());
+}
+
+#[test]
+fn a_migrating_port_keeps_its_ownership() {
+    let mut g = group(VipMode::ActivePassive);
+    g.apply_remote_move(
+        st(1, 1),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(1),
+    );
+    let e = g.epoch();
+    assert!(g.add_remote_candidate(rp(HC, 10)));
+    assert_eq!(g.remote_owners()[0].at, rp(HC, 10));
+    assert_eq!(g.epoch(), e, "a migration is no move");
+    let mut out = vec![];
+    g.host_gone(HB, t(2), &mut out);
+    assert!(
+        out.is_empty() && g.has_owner(),
+        "the old host's lease is not the port's"
+    );
+}
+
+#[test]
+fn removing_a_remote_candidate_drops_its_ownership() {
+    let mut g = group(VipMode::ActivePassive);
+    g.apply_remote_move(
+        st(1, 1),
+        Location::Remote(rp(HB, 10)),
+        mac(10),
+        mac(10),
+        t(1),
+    );
+    let m = g
+        .remove_remote_candidate(RemotePortId(10), t(2))
+        .expect("moved");
+    assert_eq!(m.from_remote, Some(rp(HB, 10)));
+    assert!(!g.has_owner());
+    assert!(g.remove_remote_candidate(RemotePortId(11), t(3)).is_none());
+}
