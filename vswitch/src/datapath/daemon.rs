@@ -89,9 +89,6 @@ pub struct Daemon {
 impl Daemon {
     /// Open the ports and start the control thread and the worker.
     pub fn start(config: Config, opts: DaemonOptions) -> Result<Daemon, DaemonError> {
-        if !super::heap::tune_allocator() {
-            tracing::warn!("the allocator refused the mmap threshold; RSS may creep up with reloads and VIP moves");
-        }
         let clock = Clock::new();
         let state_path = crate::state::path_in(&config.switch.state_dir);
         let mut sw = Switch::new(config, clock.now())?;
