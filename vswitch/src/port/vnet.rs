@@ -511,7 +511,7 @@ impl SoftwareOffload {
     /// A fallback able to handle any frame up to [`super::MAX_FRAME_LEN`] bytes.
     pub fn new() -> Self {
         Self {
-            scratch: vec![0u8; super::MAX_FRAME_LEN].into_boxed_slice(),
+            scratch: super::resident_zeroed(super::MAX_FRAME_LEN),
         }
     }
 
