@@ -144,84 +144,11 @@ pub enum SwitchEvent {
     },
 }
 
+/// The log line of an event is the text of its control-socket form ([`crate::view::Event`]),
+/// so the log and `ctl watch` cannot drift apart.
 impl std::fmt::Display for SwitchEvent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SwitchEvent::VipMoved {
-                vip,
-                from,
-                to,
-                mac,
-                epoch,
-                reason,
-                remote,
-                host,
-                ..
-            } => {
-                write!(
-                    f,
-                    "vip {vip}: {} -> {} (mac {}), epoch {epoch}, reason {reason}",
-                    from.as_deref().unwrap_or("none"),
-                    to.as_deref().unwrap_or("none"),
-                    mac.map_or("-".to_string(), |m| m.to_string()),
-                )?;
-                match (remote, host) {
-                    (_, Some(h)) => write!(f, ", remote host {h}"),
-                    (true, None) => f.write_str(", remote"),
-                    (false, None) => Ok(()),
-                }
-            }
-            SwitchEvent::VipClaimPending { vip, port, due } => {
-                write!(
-                    f,
-                    "vip {vip}: claim from {port} held by damping until {due}"
-                )
-            }
-            SwitchEvent::VipHijack {
-                vip,
-                addr,
-                port,
-                mac,
-            } => write!(
-                f,
-                "vip {vip}: HIJACK refused: {port} ({mac}) claimed {addr}"
-            ),
-            SwitchEvent::VipSplitBrain { vip, ports, holder } => write!(
-                f,
-                "vip {vip}: SPLIT BRAIN: {} answered the discovery probe; {} holds it until one answer remains",
-                ports.join(" and "),
-                holder.as_deref().unwrap_or("none"),
-            ),
-            SwitchEvent::VipRestored { vip, owners, epoch } => write!(
-                f,
-                "vip {vip}: restored owner {} at epoch {epoch}",
-                if owners.is_empty() {
-                    "none".to_string()
-                } else {
-                    owners.join(", ")
-                },
-            ),
-            SwitchEvent::VipDiscovery { vip, trigger } => {
-                write!(f, "vip {vip}: asking the candidates who holds it ({trigger})")
-            }
-            SwitchEvent::VrrpStepDown {
-                vip,
-                port,
-                vrid,
-                family,
-                dst,
-                to,
-            } => write!(
-                f,
-                "vip {vip}: {port} vanished: priority-0 advert vrid {vrid} ({family}, to {dst}) sent for it to {}",
-                to.join(",")
-            ),
-            SwitchEvent::PortState { port, up, cause } => write!(
-                f,
-                "port {port} {} ({cause})",
-                if *up { "up" } else { "down" }
-            ),
-        }
+        crate::view::Event::from(self).fmt(f)
     }
 }
 

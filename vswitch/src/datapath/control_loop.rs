@@ -30,8 +30,9 @@ pub(super) fn log_events(
     subs: &mut Subscribers,
 ) {
     for e in sw.take_events() {
-        subs.publish(&Event::from(&e));
-        let msg = e.to_string();
+        let event = Event::from(&e);
+        let msg = event.to_string();
+        subs.publish(&event);
         match e {
             SwitchEvent::VipMoved {
                 vip,
