@@ -19,14 +19,27 @@
 //!   frame is counted `remote_no_tunnel` on the ingress port (and `to_remote`, as every
 //!   such frame);
 //! - frames keep their virtio-net header (`vnet`): GSO super-frames and partial checksums
-//!   pass through unchanged; a frame the switch generated goes with an empty one.
+//!   pass through unchanged; a frame the switch generated goes with an empty one;
+//! - a flood is also handed to [`Output::send_remote`] once per host of
+//!   [`Effects::flood_remote`] (head-end replication); every frame handed to the overlay that
+//!   a tunnel took is counted on that host's [`crate::overlay::VtepCounters`] (`tx` once
+//!   per inner frame handed over, `tx_errors` on a refusal);
+//! - [`step_overlay`] is the same glue for a VXLAN datagram received from the underlay: it
+//!   refuses a datagram from an address that is no live host's VTEP (counted
+//!   `unknown_vtep` in [`crate::overlay::OverlayCounters`]) or that does not decapsulate
+//!   (`malformed`, on the host), runs [`process_overlay`] on the inner frame, counts it on
+//!   the sending host (`rx`, drops by reason), and sends to local ports only. It never
+//!   learns, never signals, never sends to the overlay.
+
+use std::net::Ipv4Addr;
 
 use vip_table::{HostId, PortId, Timestamp};
 
 use crate::pipeline::{
-    process, DropReason, Effects, RxMeta, Snapshot, Verdict, VipSignal, VrrpAdvert,
+    process, process_overlay, DropReason, Effects, RxMeta, Snapshot, Verdict, VipSignal, VrrpAdvert,
 };
 use crate::port::{PortError, VnetHdr};
+use crate::wire::vxlan;
 
 /// Something the control plane must hear about from the datapath.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +115,13 @@ pub fn step(
             for p in fx.flood.iter() {
                 send_counted(snap, out, p, frame, vnet);
             }
+            if !fx.flood_remote.is_empty() {
+                let vlan = snap.ports.get(ingress.index()).map_or(0, |p| p.vlan);
+                for h in fx.flood_remote.iter() {
+                    let r = out.send_remote(h, vlan, frame, vnet);
+                    count_remote(snap, h, frame.len(), r);
+                }
+            }
         }
         Verdict::Answered => {
             if let Some(r) = fx.reply {
@@ -112,14 +132,91 @@ pub fn step(
             if let Some(d) = frame.get_mut(..6) {
                 d.copy_from_slice(&mac.0);
             }
-            if out.send_remote(host, vlan, frame, vnet).is_none() {
+            let r = out.send_remote(host, vlan, frame, vnet);
+            if r.is_none() {
                 if let Some(c) = snap.counters.get(ingress.index()) {
                     c.remote_no_tunnel
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
+            count_remote(snap, host, frame.len(), r);
         }
         Verdict::Drop(_) | Verdict::ToSwitch => {}
+    }
+    v
+}
+
+/// Count a frame handed to the overlay on its host's counters.
+#[inline]
+fn count_remote(snap: &Snapshot, host: HostId, len: usize, r: Option<Result<(), PortError>>) {
+    let Some(h) = snap.overlay.host(host) else {
+        return;
+    };
+    match r {
+        Some(Ok(())) => h.counters.tx(len),
+        Some(Err(_)) => {
+            h.counters
+                .tx_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        None => {}
+    }
+}
+
+/// Process one VXLAN datagram's UDP `payload` received from underlay address `src` at
+/// `now`, and apply the outcome (see the module doc). The inner frame is rewritten in place
+/// for VIP steering.
+pub fn step_overlay(
+    snap: &Snapshot,
+    src: Ipv4Addr,
+    payload: &mut [u8],
+    now: Timestamp,
+    fx: &mut Effects,
+    out: &mut impl Output,
+) -> Verdict {
+    use std::sync::atomic::Ordering::Relaxed;
+    let ov = &snap.overlay;
+    let Some(host) = ov.host_at(src) else {
+        ov.counters.unknown_vtep.fetch_add(1, Relaxed);
+        return Verdict::Drop(DropReason::UnknownVtep);
+    };
+    let counters = ov.host(host).map(|h| &h.counters);
+    let vni = match vxlan::decap(payload) {
+        Ok((vni, _)) => vni,
+        Err(_) => {
+            ov.counters.malformed.fetch_add(1, Relaxed);
+            if let Some(c) = counters {
+                c.count_drop(DropReason::Malformed);
+            }
+            return Verdict::Drop(DropReason::Malformed);
+        }
+    };
+    let Some(frame) = payload.get_mut(vxlan::HEADER_LEN..) else {
+        return Verdict::Drop(DropReason::Malformed);
+    };
+    let (_, v) = process_overlay(snap, src, vni, frame, RxMeta::default(), now, fx);
+    if let Some(c) = counters {
+        c.rx(frame.len());
+        if let Verdict::Drop(r) = v {
+            c.count_drop(r);
+        }
+    }
+    let plain = VnetHdr::default();
+    match v {
+        Verdict::Forward { port, rewrite_dst } => {
+            if let Some(m) = rewrite_dst {
+                if let Some(d) = frame.get_mut(..6) {
+                    d.copy_from_slice(&m.0);
+                }
+            }
+            send_counted(snap, out, port, frame, &plain);
+        }
+        Verdict::Flood => {
+            for p in fx.flood.iter() {
+                send_counted(snap, out, p, frame, &plain);
+            }
+        }
+        Verdict::Answered | Verdict::ToRemote { .. } | Verdict::Drop(_) | Verdict::ToSwitch => {}
     }
     v
 }

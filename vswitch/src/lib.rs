@@ -16,6 +16,7 @@
 //! - [`request`]: the control-socket request parser (JSON line → [`datapath::Command`]);
 //! - [`view`]: the typed answers, errors and events of the control surface;
 //! - [`vrrp`]: VRRP adverts (parse, priority-0 copy) for the crashed-master step-down;
+//! - [`overlay`]: the table of other hosts, their VTEPs and ports (multi-host mode);
 //! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`]: supporting pieces.
 #![warn(missing_docs)]
 
@@ -28,6 +29,7 @@ pub mod fdb;
 pub mod forward;
 pub mod frames;
 pub mod metrics;
+pub mod overlay;
 pub mod pipeline;
 pub mod port;
 pub mod request;

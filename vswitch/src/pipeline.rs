@@ -20,11 +20,15 @@ use vip_table::{MacAddr, PortId, PortPolicy, Selected, Timestamp, VipId, VipTabl
 use crate::discovery::SWITCH_MAC;
 use crate::fdb::{Fdb, Learn};
 use crate::frames::{self, SmallFrame};
+use crate::overlay::HostSet;
 use crate::wire::{self, ArpInfo, FrameFacts, Icmpv6Info, IpInfo, Malformed, L3, L4};
 
 // The verdict vocabulary lives in `crate::verdict` (so that the counters need not depend
 // on the pipeline); re-exported here, its usual path.
 pub use crate::verdict::{DropReason, Verdict};
+
+mod overlay;
+pub use overlay::process_overlay;
 
 /// The largest number of ports a switch instance supports.
 pub const MAX_PORTS: usize = 1024;
@@ -186,6 +190,8 @@ pub struct Snapshot {
     pub layout: u64,
     /// Per-port counters, indexed like `ports`.
     pub counters: Arc<Vec<Arc<crate::counters::PortCounters>>>,
+    /// The other hosts and their ports (empty in standalone mode).
+    pub overlay: Arc<crate::overlay::Overlay>,
 }
 
 /// Per-frame metadata from the port backend.
@@ -248,6 +254,10 @@ pub struct Effects {
     pub malformed: Option<Malformed>,
     /// The egress ports of a [`Verdict::Flood`] (meaningless for other verdicts).
     pub flood: PortMask,
+    /// The other hosts a [`Verdict::Flood`] is replicated to through the overlay (head-end
+    /// replication of broadcast, multicast and unknown unicast); empty for every other
+    /// verdict and for frames that came from another host (split horizon).
+    pub flood_remote: HostSet,
     /// The frame is unicast IP to a VIP that has no owner, delivered to the candidate
     /// whose MAC it is addressed to (as a bridge would), not dropped by the destination
     /// check. Counted as `vip_no_owner` on the ingress port.
@@ -275,6 +285,7 @@ impl Effects {
         self.malformed = None;
         self.vip_no_owner = false;
         self.vrrp = None;
+        self.flood_remote = HostSet::EMPTY;
     }
 }
 
@@ -531,12 +542,13 @@ pub fn process(
             record_vrrp(ingress, frame, fx);
         }
         if ip.is_vrrp_multicast() {
-            let set = if port.is_candidate {
-                port.vrrp_peers
+            let (set, remote) = if port.is_candidate {
+                (port.vrrp_peers, overlay::vrrp_hosts(snap, ingress))
             } else {
-                port.non_candidates
+                (port.non_candidates, HostSet::EMPTY)
             };
-            return flood_or_drop(set, fx);
+            let v = flood_or_drop(set, fx);
+            return overlay::with_remote(v, remote, fx);
         }
     }
 
@@ -544,9 +556,14 @@ pub fn process(
     if let Some(v) = answer_vip_query(snap, ingress, &f, fx) {
         return v;
     }
+    // ARP / NS for a port of another host: answered here, from the topology.
+    if let Some(v) = overlay::answer_remote_neighbour(snap, vlan, &f, fx) {
+        return v;
+    }
 
     if f.dst.is_multicast() {
-        return fit_mtu(snap, port.flood, port, frame.len(), f.l2_len, meta, fx);
+        let v = fit_mtu(snap, port.flood, port, frame.len(), f.l2_len, meta, fx);
+        return overlay::with_remote(v, snap.overlay.hosts_in_vlan(vlan), fx);
     }
 
     // Unicast IP to a VIP: steer to the (hash-chosen) owner, rewriting the MAC.
@@ -583,7 +600,18 @@ pub fn process(
                 rewrite_dst: None,
             }
         }
-        None => flood_unknown(snap, port, &f, frame.len(), meta, fx),
+        None => {
+            // a port of another host: through the overlay, unchanged
+            if let Some(rp) = snap.overlay.port_by_mac(vlan, f.dst) {
+                return Verdict::ToRemote {
+                    host: rp.host,
+                    vlan,
+                    mac: f.dst,
+                };
+            }
+            let v = flood_unknown(snap, port, &f, frame.len(), meta, fx);
+            overlay::with_remote(v, snap.overlay.hosts_in_vlan(vlan), fx)
+        }
     }
 }
 

@@ -48,11 +48,17 @@ pub enum DropReason {
     NoEgress,
     /// The egress port refused the frame (I/O error; counted by the datapath).
     TxError,
+    /// A VXLAN datagram from an address that is not the VTEP of a live host.
+    UnknownVtep,
+    /// A VXLAN datagram with a VNI that no VLAN is carried in.
+    UnknownVni,
+    /// A frame from another host whose source MAC is not a port (or pair) MAC of that host.
+    OverlaySpoof,
 }
 
 impl DropReason {
     /// All reasons, in counter order.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::PortDown,
         DropReason::Malformed,
         DropReason::Vlan,
@@ -69,6 +75,9 @@ impl DropReason {
         DropReason::Hairpin,
         DropReason::NoEgress,
         DropReason::TxError,
+        DropReason::UnknownVtep,
+        DropReason::UnknownVni,
+        DropReason::OverlaySpoof,
     ];
     /// Number of reasons.
     pub const COUNT: usize = Self::ALL.len();
@@ -92,6 +101,9 @@ impl DropReason {
             DropReason::Hairpin => "hairpin",
             DropReason::NoEgress => "no_egress",
             DropReason::TxError => "tx_error",
+            DropReason::UnknownVtep => "unknown_vtep",
+            DropReason::UnknownVni => "unknown_vni",
+            DropReason::OverlaySpoof => "overlay_spoof",
         }
     }
 }

@@ -26,6 +26,9 @@
 //! - **Cluster view** ([`ClusterState`]): hosts and port records as last read from etcd,
 //!   plus the local session's state. Every value from etcd is outside input: a record that
 //!   does not decode is logged, counted (`vswitch_cluster_malformed_records_total`) and skipped.
+//! - **Topology** ([`topology`]): after every resync and every batch of watch events the
+//!   switch is sent the view's hosts and ports (`Command::SetTopology`) from a small thread
+//!   of its own, `cluster-topology`, so the overlay forwards by the same view.
 //! - `show hosts` is answered from the cluster view by the agent's control socket
 //!   ([`ClusterState::hosts_view`]).
 //!
@@ -33,6 +36,7 @@
 
 pub mod schema;
 mod session;
+mod topology;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -223,6 +227,7 @@ impl Cluster {
                 None
             }
         };
+        let feed = topology::Feed::start(ctl.clone())?;
         let first = ports(&ctl).unwrap_or_default();
         let _ = tx.send(ToSession::Ports(first));
         let started_with = settings.clone();
@@ -260,7 +265,7 @@ impl Cluster {
         let st = state.clone();
         let thread = std::thread::Builder::new()
             .name("cluster".into())
-            .spawn(move || runtime.block_on(session::run(settings, st, rx, stop_rx)))
+            .spawn(move || runtime.block_on(session::run(settings, st, rx, stop_rx, feed)))
             .map_err(|e| format!("cluster: cannot start the session thread: {e}"))?;
         Ok(Cluster {
             state,

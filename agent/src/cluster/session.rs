@@ -16,6 +16,7 @@ use vswitch::config::ClusterSettings;
 use vswitch::view::{PortClashView, PortView};
 
 use super::schema::{self, Key, PortRecord};
+use super::topology::Feed;
 use super::{ClusterState, SessionState, ToSession};
 
 /// Deadline of one unary etcd call (lease grant, put, txn, get).
@@ -57,6 +58,7 @@ pub(super) async fn run(
     state: Arc<ClusterState>,
     mut rx: mpsc::UnboundedReceiver<ToSession>,
     mut stop: watch::Receiver<bool>,
+    feed: Feed,
 ) {
     let mut local = Local {
         ports: Vec::new(),
@@ -74,7 +76,7 @@ pub(super) async fn run(
             g.sessions += 1;
         }
         let started = Instant::now();
-        match session(&settings, &state, &mut local, &mut rx, &mut stop).await {
+        match session(&settings, &state, &mut local, &mut rx, &mut stop, &feed).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(event = "cluster_session_lost", error = %e, "etcd session ended; reconnecting");
@@ -119,6 +121,7 @@ async fn session(
     local: &mut Local,
     rx: &mut mpsc::UnboundedReceiver<ToSession>,
     stop: &mut watch::Receiver<bool>,
+    feed: &Feed,
 ) -> Result<(), Error> {
     let opts = connect_options(s)?;
     let mut client = call("connect", Client::connect(&s.endpoints, Some(opts))).await?;
@@ -145,6 +148,7 @@ async fn session(
     local.published.clear();
     publish_ports(&mut client, lease, s, state, local).await?;
     let rev = resync(&mut client, state).await?;
+    feed.send(state);
     let mut events = call(
         "watch",
         client.watch(
@@ -197,6 +201,7 @@ async fn session(
                         ));
                     }
                     let freed = apply_events(state, &s.host, resp.events());
+                    feed.send(state);
                     if freed.iter().any(|n| local.clashes.contains_key(n))
                         || !state_has_host(state, &s.host)
                     {

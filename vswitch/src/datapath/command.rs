@@ -45,6 +45,13 @@ pub enum Command {
     /// away or the switch stops. Only the control socket serves it (in process:
     /// `Daemon::subscribe`).
     Watch,
+    /// Replace the cluster topology (live hosts, their VTEPs and ports) the overlay
+    /// forwards by ([`crate::control::Switch::set_topology`]). **In process only**: the
+    /// cluster agent sends it from the etcd view; it has no wire form (`serde(skip)`), so
+    /// the control socket cannot parse it — an operator must not be able to invent hosts
+    /// or ports that the store does not have.
+    #[serde(skip)]
+    SetTopology(crate::overlay::Topology),
 }
 
 impl Command {
@@ -63,7 +70,8 @@ impl Command {
             Command::VipMove { .. }
             | Command::VipRelease { .. }
             | Command::PortAdmin { .. }
-            | Command::Reload => true,
+            | Command::Reload
+            | Command::SetTopology(_) => true,
         }
     }
 }

@@ -39,6 +39,18 @@ pub enum DaemonError {
     /// An OS resource could not be created.
     #[error("{0}: {1}")]
     Os(&'static str, #[source] std::io::Error),
+    /// Cluster mode: the VXLAN socket could not be bound on `cluster.vtep`.
+    #[error(
+        "cannot bind the VXLAN socket on {vtep}:4789 (cluster.vtep): {source}; the address \
+         must be configured on this host and the port free"
+    )]
+    Vxlan {
+        /// The VTEP address.
+        vtep: std::net::Ipv4Addr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A handle for sending commands to the control thread.
@@ -96,6 +108,15 @@ impl Daemon {
         restore_state(&mut sw, &state_path, &boot_id);
         // whatever was restored may be stale: ask the candidates
         sw.discover_all(clock.now());
+        let vxlan = match &sw.config().cluster {
+            Some(c) => Some(super::vxlan_io::VxlanIo::bind(c.vtep).map_err(|source| {
+                DaemonError::Vxlan {
+                    vtep: c.vtep,
+                    source,
+                }
+            })?),
+            None => None,
+        };
         let poll = Poll::new().map_err(|e| DaemonError::Os("epoll", e))?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKE).map_err(|e| DaemonError::Os("eventfd", e))?);
@@ -129,7 +150,7 @@ impl Daemon {
                 std::thread::Builder::new()
                     .name("vswitch-worker".into())
                     .spawn(move || {
-                        Worker::new(poll, devs, layout, snap, wrx, ctx, clock).run(&stop)
+                        Worker::new(poll, devs, layout, snap, wrx, ctx, clock, vxlan).run(&stop)
                     })
                     .map_err(|e| DaemonError::Os("spawn worker", e))?,
             );

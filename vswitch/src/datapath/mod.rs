@@ -61,6 +61,7 @@ pub mod daemon;
 pub mod heap;
 mod subscribers;
 mod views;
+pub mod vxlan_io;
 mod worker;
 
 pub use crate::view::Reply;

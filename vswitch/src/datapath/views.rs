@@ -43,6 +43,10 @@ impl ControlLoop {
             Command::Watch => Err(CtlError::NotACall),
             // the agent answers it when it runs a cluster session
             Command::ShowHosts => Err(CtlError::ClusterOff),
+            Command::SetTopology(t) => {
+                let (hosts, ports) = self.sw.set_topology(t);
+                Ok(View::Topology(crate::view::TopologyResult { hosts, ports }))
+            }
         }
     }
 

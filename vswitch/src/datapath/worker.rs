@@ -16,7 +16,11 @@ use crate::frames::SmallFrame;
 use crate::pipeline::{Effects, Snapshot};
 use crate::port::{Batch, Port, PortError, VnetHdr};
 
+use super::vxlan_io::VxlanIo;
 use super::{Clock, ToControl, ToWorker, BATCH, WAKE};
+
+/// The poll token of the VXLAN socket.
+const VXLAN: Token = Token(usize::MAX - 1);
 
 pub(super) struct Worker {
     poll: Poll,
@@ -34,6 +38,9 @@ pub(super) struct Worker {
     /// [`SUSPECT_FOR`], so a deleted interface is noticed in milliseconds, not seconds.
     suspect_since: Vec<Option<Instant>>,
     last_suspect_check: Instant,
+    /// The VXLAN socket (cluster mode) and whether it may have datagrams waiting.
+    vxlan: Option<VxlanIo>,
+    vxlan_ready: bool,
 }
 
 /// How often a port whose link went down is checked for having vanished.
@@ -42,6 +49,7 @@ const SUSPECT_CHECK: Duration = Duration::from_millis(2);
 const SUSPECT_FOR: Duration = Duration::from_secs(3);
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         poll: Poll,
         devs: Vec<Option<Box<dyn Port>>>,
@@ -50,8 +58,19 @@ impl Worker {
         rx: Receiver<ToWorker>,
         tx: Sender<ToControl>,
         clock: Clock,
+        vxlan: Option<VxlanIo>,
     ) -> Self {
+        if let Some(v) = &vxlan {
+            if let Err(e) =
+                poll.registry()
+                    .register(&mut SourceFd(&v.raw_fd()), VXLAN, Interest::READABLE)
+            {
+                tracing::error!(error = %e, "cannot poll the VXLAN socket");
+            }
+        }
         let mut w = Worker {
+            vxlan_ready: vxlan.is_some(),
+            vxlan,
             poll,
             ready: vec![true; devs.len()],
             devs,
@@ -204,6 +223,8 @@ impl Worker {
             devs: &mut self.devs,
             gone: &mut self.gone_on_send,
             tx: &self.tx,
+            vxlan: None,
+            snap: &snap,
         };
         forward::send_counted(&snap, &mut out, port, f.as_bytes(), &VnetHdr::default());
     }
@@ -213,7 +234,7 @@ impl Worker {
         let mut batch = Batch::new(BATCH);
         let mut fx = Effects::default();
         while !stop.load(Ordering::Relaxed) {
-            let busy = self.ready.iter().any(|r| *r);
+            let busy = self.vxlan_ready || self.ready.iter().any(|r| *r);
             let timeout = if busy {
                 Duration::ZERO
             } else if self
@@ -233,7 +254,9 @@ impl Worker {
                 continue;
             }
             for ev in events.iter() {
-                if ev.token() != WAKE {
+                if ev.token() == VXLAN {
+                    self.vxlan_ready = true;
+                } else if ev.token() != WAKE {
                     if let Some(r) = self.ready.get_mut(ev.token().0) {
                         *r = true;
                     }
@@ -280,6 +303,8 @@ impl Worker {
                     devs: &mut self.devs,
                     gone: &mut self.gone_on_send,
                     tx: &self.tx,
+                    vxlan: self.vxlan.as_mut(),
+                    snap: &snap,
                 };
                 for k in 0..n {
                     let Some(buf) = batch.get_mut(k) else { break };
@@ -294,6 +319,9 @@ impl Worker {
                         &mut out,
                     );
                 }
+            }
+            if self.vxlan_ready {
+                self.vxlan_round(&snap, &mut fx);
             }
             if !self.gone_on_send.is_empty() {
                 let g = std::mem::take(&mut self.gone_on_send);
@@ -314,13 +342,51 @@ impl Worker {
     }
 }
 
-/// The worker's side of a forwarding step: the real devices, and the channel to the
-/// control thread.
+impl Worker {
+    /// Read up to a batch of VXLAN datagrams and run each through the overlay step.
+    fn vxlan_round(&mut self, snap: &Snapshot, fx: &mut Effects) {
+        let Some(vx) = self.vxlan.as_mut() else {
+            self.vxlan_ready = false;
+            return;
+        };
+        let now = self.clock.now();
+        for _ in 0..BATCH {
+            let (src, payload) = match vx.recv() {
+                Ok(Some(d)) => d,
+                Ok(None) => {
+                    self.vxlan_ready = false;
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "VXLAN recv failed");
+                    self.vxlan_ready = false;
+                    return;
+                }
+            };
+            // frames from the overlay go to local ports only: no tunnel in this output
+            let mut out = WorkerOut {
+                devs: &mut self.devs,
+                gone: &mut self.gone_on_send,
+                tx: &self.tx,
+                vxlan: None,
+                snap,
+            };
+            forward::step_overlay(snap, src, payload, now, fx, &mut out);
+        }
+    }
+}
+
+/// The worker's side of a forwarding step: the real devices, the VXLAN socket, and the
+/// channel to the control thread.
 struct WorkerOut<'a> {
     devs: &'a mut [Option<Box<dyn Port>>],
     /// Ports whose device a send found gone (handled after the round).
     gone: &'a mut Vec<PortId>,
     tx: &'a Sender<ToControl>,
+    /// The tunnel (`None`: no overlay here, or a step for a frame from the overlay).
+    vxlan: Option<&'a mut VxlanIo>,
+    /// The snapshot of the round (the overlay table).
+    snap: &'a Snapshot,
 }
 
 impl forward::Output for WorkerOut<'_> {
@@ -341,6 +407,18 @@ impl forward::Output for WorkerOut<'_> {
             }
         }
         Some(r)
+    }
+
+    #[inline]
+    fn send_remote(
+        &mut self,
+        host: vip_table::HostId,
+        vlan: u16,
+        frame: &[u8],
+        vnet: &VnetHdr,
+    ) -> Option<Result<(), PortError>> {
+        let vx = self.vxlan.as_deref_mut()?;
+        vx.send(&self.snap.overlay, host, vlan, frame, vnet)
     }
 
     #[inline]

@@ -41,7 +41,9 @@ pub use event::{Event, SUBSCRIBER_QUEUE};
 pub use fdb::FdbEntryView;
 pub use hosts::{HostView, PortClashView};
 pub use ports::{AddressPairView, PortView};
-pub use results::{MoveResult, PortAdminResult, ReleaseResult, ReloadResult, WatchStarted};
+pub use results::{
+    MoveResult, PortAdminResult, ReleaseResult, ReloadResult, TopologyResult, WatchStarted,
+};
 pub use stats::PortStatsView;
 pub use vips::{HijackView, LastClaimView, MoveView, OwnerView, PendingView, VipView};
 
@@ -74,6 +76,8 @@ pub enum View {
     Metrics(String),
     /// `watch`: the stream starts.
     Watching(WatchStarted),
+    /// `SetTopology` (in process only).
+    Topology(TopologyResult),
 }
 
 impl View {
@@ -99,6 +103,7 @@ impl View {
             Command::Reload => View::Reloaded(de(v)?),
             Command::Metrics => View::Metrics(de(v)?),
             Command::Watch => View::Watching(de(v)?),
+            Command::SetTopology(_) => View::Topology(de(v)?),
         })
     }
 }

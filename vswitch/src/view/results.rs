@@ -36,6 +36,15 @@ pub struct ReloadResult {
     pub summary: String,
 }
 
+/// `SetTopology` (in process only): what the overlay table kept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopologyResult {
+    /// Remote hosts in the table.
+    pub hosts: usize,
+    /// Remote ports in the table.
+    pub ports: usize,
+}
+
 /// The first line of a `watch` stream: the subscription is in place; every event the
 /// control thread emits from now on follows, one per line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,510 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::Ordering;
+
+use etherparse::PacketBuilder;
+use vip_table::{HostId, MacAddr, PortId, Timestamp};
+
+use crate::config::Config;
+use crate::control::Switch;
+use crate::forward::{step, step_overlay, Recorder};
+use crate::frames::{self, SmallFrame};
+use crate::overlay::{Topology, TopologyHost, TopologyPair, TopologyPort};
+use crate::pipeline::{process, process_overlay, DropReason, Effects, RxMeta, Verdict};
+use crate::port::VnetHdr;
+use crate::wire::vxlan::{self, Vni};
+
+const B_VTEP: Ipv4Addr = Ipv4Addr::new(10, 250, 1, 2);
+const C_VTEP: Ipv4Addr = Ipv4Addr::new(10, 250, 1, 3);
+
+fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
+}
+fn vm1() -> MacAddr {
+    mac("02:00:00:00:00:01")
+}
+fn vm2() -> MacAddr {
+    mac("02:00:00:00:00:02")
+}
+fn far1() -> MacAddr {
+    mac("02:00:00:00:0b:01")
+}
+fn far1_pair() -> MacAddr {
+    mac("02:00:00:00:0b:02")
+}
+fn far2() -> MacAddr {
+    mac("02:00:00:00:0c:01")
+}
+
+fn config(cluster: bool) -> Config {
+    let mut s = String::new();
+    for n in 1..=2 {
+        s.push_str(&format!(
+            "[[port]]\nname = \"vm{n}\"\ntap = \"tap-vm{n}\"\nmac = \"02:00:00:00:00:0{n}\"\n\
+             mtu = 1450\nips = [\"10.0.0.{n}/24\", \"fd00::{n}/64\"]\n\n"
+        ));
+    }
+    if cluster {
+        s.push_str(
+            "[cluster]\nendpoints = [\"http://10.250.0.11:2379\"]\nhost = \"host-a\"\n\
+             vtep = \"10.250.1.1\"\nvlans = [{ vlan = 0, vni = 5000 }]\n",
+        );
+    }
+    Config::from_toml_str(&s).unwrap()
+}
+
+fn host(name: &str, vtep: Ipv4Addr) -> TopologyHost {
+    TopologyHost {
+        name: name.into(),
+        vtep,
+    }
+}
+
+fn port(name: &str, host: &str, mac: MacAddr, ip: &str) -> TopologyPort {
+    TopologyPort {
+        name: name.into(),
+        host: host.into(),
+        mac,
+        ips: vec![ip.parse().unwrap()],
+        allowed_address_pairs: vec![],
+        vlan: 0,
+    }
+}
+
+/// host-a (this one) with vm1, vm2; host-b with far1 (a /32 and a /24 pair), host-c with
+/// far2; plus records the table must ignore.
+fn topology() -> Topology {
+    let mut f1 = port("far1", "host-b", far1(), "10.0.0.11");
+    f1.ips.push("fd00::11".parse().unwrap());
+    f1.allowed_address_pairs = vec![
+        TopologyPair {
+            ip: "10.0.0.50/32".parse().unwrap(),
+            mac: far1_pair(),
+        },
+        TopologyPair {
+            ip: "10.0.1.0/24".parse().unwrap(),
+            mac: far1(),
+        },
+    ];
+    Topology {
+        hosts: vec![
+            host("host-a", Ipv4Addr::new(10, 250, 1, 1)),
+            host("host-b", B_VTEP),
+            host("host-c", C_VTEP),
+        ],
+        ports: vec![
+            f1,
+            port("far2", "host-c", far2(), "10.0.0.12"),
+            // a local port's name: our own record coming back
+            port("vm1", "host-b", mac("02:00:00:00:0e:01"), "10.0.0.61"),
+            // a host that is not live
+            port("gone1", "host-d", mac("02:00:00:00:0d:01"), "10.0.0.62"),
+            // a VLAN without a VNI
+            TopologyPort {
+                vlan: 7,
+                ..port("v7", "host-b", mac("02:00:00:00:07:01"), "10.0.7.1")
+            },
+        ],
+    }
+}
+
+fn switch() -> Switch {
+    let mut sw = Switch::new(config(true), Timestamp(0)).unwrap();
+    assert_eq!(sw.set_topology(topology()), (2, 2));
+    sw
+}
+
+fn udp4(src: MacAddr, dst: MacAddr, sip: Ipv4Addr, dip: Ipv4Addr, dport: u16) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src.0, dst.0)
+        .ipv4(sip.octets(), dip.octets(), 64)
+        .udp(40000, dport);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0x5a; 32]).unwrap();
+    v
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn arp_request(from: MacAddr, spa: &str, tpa: &str) -> Vec<u8> {
+    let mut f = SmallFrame::default();
+    frames::arp(
+        &mut f,
+        MacAddr::BROADCAST,
+        from,
+        1,
+        from,
+        ip(spa),
+        MacAddr([0; 6]),
+        ip(tpa),
+    );
+    f.as_bytes().to_vec()
+}
+
+fn vni() -> Vni {
+    Vni::new(5000).unwrap()
+}
+
+fn encap(vni: Vni, inner: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    vxlan::encap_into(&mut v, vni, inner);
+    v
+}
+
+#[test]
+fn the_table_keeps_live_hosts_and_their_ports_with_the_vip_tables_host_ids() {
+    let mut sw = switch();
+    let b = sw.host_id("host-b");
+    let c = sw.host_id("host-c");
+    let snap = sw.snapshot();
+    let ov = &snap.overlay;
+    assert_eq!(ov.host_at(B_VTEP), Some(b));
+    assert_eq!(ov.host_at(C_VTEP), Some(c));
+    assert_eq!(
+        ov.host_at(Ipv4Addr::new(10, 250, 1, 1)),
+        None,
+        "not ourselves"
+    );
+    assert_eq!(ov.port_by_mac(0, far1()).map(|p| p.host), Some(b));
+    assert_eq!(
+        ov.port_by_mac(0, far1_pair()).map(|p| p.name.as_str()),
+        Some("far1")
+    );
+    assert!(
+        ov.port_by_mac(0, mac("02:00:00:00:0e:01")).is_none(),
+        "local name"
+    );
+    assert!(
+        ov.port_by_mac(0, mac("02:00:00:00:0d:01")).is_none(),
+        "dead host"
+    );
+    assert!(
+        ov.port_by_mac(7, mac("02:00:00:00:07:01")).is_none(),
+        "no VNI"
+    );
+    assert_eq!(ov.vlan_of(vni()), Some(0));
+    assert_eq!(ov.inner_mtu, 1450, "default underlay 1500 - 50");
+
+    // standalone: nothing, whatever the agent sends
+    let mut alone = Switch::new(config(false), Timestamp(0)).unwrap();
+    assert_eq!(alone.set_topology(topology()), (0, 0));
+    assert!(!alone.snapshot().overlay.enabled());
+}
+
+#[test]
+fn unicast_to_a_remote_port_goes_to_its_host_with_the_mac_unchanged() {
+    let mut sw = switch();
+    let b = sw.host_id("host-b");
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    let mut f = udp4(vm1(), far1(), ip("10.0.0.1"), ip("10.0.0.11"), 5000);
+    let mut rec = Recorder::default();
+    let v = step(
+        &snap,
+        PortId(0),
+        &mut f,
+        &VnetHdr::default(),
+        Timestamp(1),
+        &mut fx,
+        &mut rec,
+    );
+    assert_eq!(
+        v,
+        Verdict::ToRemote {
+            host: b,
+            vlan: 0,
+            mac: far1()
+        }
+    );
+    assert_eq!(rec.sent_remote, vec![b]);
+    assert!(rec.sent_to.is_empty());
+    assert_eq!(&f[..6], &far1().0);
+    // the source is checked here first: a spoofed source never reaches the overlay
+    let spoof = udp4(vm1(), far1(), ip("10.0.0.99"), ip("10.0.0.11"), 5000);
+    let v = process(
+        &snap,
+        PortId(0),
+        &spoof,
+        RxMeta::default(),
+        Timestamp(1),
+        &mut fx,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::IpSpoof));
+}
+
+#[test]
+fn broadcast_and_unknown_unicast_are_replicated_to_every_host_of_the_vlan() {
+    let mut sw = switch();
+    let (b, c) = (sw.host_id("host-b"), sw.host_id("host-c"));
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    let mut rec = Recorder::default();
+    let mut f = arp_request(vm1(), "10.0.0.1", "10.0.0.99");
+    let v = step(
+        &snap,
+        PortId(0),
+        &mut f,
+        &VnetHdr::default(),
+        Timestamp(1),
+        &mut fx,
+        &mut rec,
+    );
+    assert_eq!(v, Verdict::Flood);
+    assert_eq!(rec.sent_to, vec![PortId(1)]);
+    assert_eq!(rec.sent_remote, vec![b, c]);
+
+    // unknown unicast: vm2's destination check refuses it, the other hosts still get it
+    let unknown = mac("02:00:00:00:99:99");
+    let f = udp4(vm1(), unknown, ip("10.0.0.1"), ip("10.0.0.77"), 5000);
+    let v = process(
+        &snap,
+        PortId(0),
+        &f,
+        RxMeta::default(),
+        Timestamp(1),
+        &mut fx,
+    );
+    assert_eq!(v, Verdict::Flood);
+    assert!(fx.flood.is_empty());
+    assert_eq!(fx.flood_remote.iter().collect::<Vec<_>>(), vec![b, c]);
+}
+
+#[test]
+fn arp_and_ns_for_remote_fixed_ips_and_host_pairs_are_answered_locally_wider_pairs_are_not() {
+    let sw = switch();
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    for (tpa, want) in [
+        ("10.0.0.11", far1()),
+        ("10.0.0.50", far1_pair()),
+        ("10.0.0.12", far2()),
+    ] {
+        let f = arp_request(vm1(), "10.0.0.1", tpa);
+        let v = process(
+            &snap,
+            PortId(0),
+            &f,
+            RxMeta::default(),
+            Timestamp(1),
+            &mut fx,
+        );
+        assert_eq!(v, Verdict::Answered, "{tpa}");
+        let r = fx.reply.unwrap();
+        let facts = crate::wire::parse(r.as_bytes()).unwrap();
+        let crate::wire::L3::Arp(a) = facts.l3 else {
+            panic!("not ARP")
+        };
+        assert_eq!((a.op, a.sha, a.spa), (2, want, ip(tpa)));
+        assert_eq!(facts.dst, vm1());
+    }
+    // inside the /24 pair: not answered, broadcast (and replicated) instead
+    let f = arp_request(vm1(), "10.0.0.1", "10.0.1.9");
+    let v = process(
+        &snap,
+        PortId(0),
+        &f,
+        RxMeta::default(),
+        Timestamp(1),
+        &mut fx,
+    );
+    assert_eq!(v, Verdict::Flood);
+    assert!(fx.reply.is_none());
+    // IPv6 NS for far1's fixed address
+    let mut ns = SmallFrame::default();
+    let target: Ipv6Addr = "fd00::11".parse().unwrap();
+    frames::solicitation(
+        &mut ns,
+        vm1(),
+        "fd00::1".parse().unwrap(),
+        target,
+        Some(vm1()),
+    );
+    let v = process(
+        &snap,
+        PortId(0),
+        ns.as_bytes(),
+        RxMeta::default(),
+        Timestamp(1),
+        &mut fx,
+    );
+    assert_eq!(v, Verdict::Answered);
+    let facts = crate::wire::parse(fx.reply.unwrap().as_bytes()).unwrap();
+    assert_eq!(facts.src, far1());
+}
+
+#[test]
+fn frames_from_other_hosts_are_checked_and_delivered_locally_only() {
+    let sw = switch();
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    let t = Timestamp(1);
+    let m = RxMeta::default();
+    let to_vm1 = udp4(far1(), vm1(), ip("10.0.0.11"), ip("10.0.0.1"), 5000);
+    // known unicast: vm1's port by the FDB
+    let (h, v) = process_overlay(&snap, B_VTEP, vni(), &to_vm1, m, t, &mut fx);
+    assert!(h.is_some());
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            port: PortId(0),
+            rewrite_dst: None
+        }
+    );
+    // from an address that is no live host's VTEP
+    let (h, v) = process_overlay(&snap, ip("10.250.1.9"), vni(), &to_vm1, m, t, &mut fx);
+    assert_eq!((h, v), (None, Verdict::Drop(DropReason::UnknownVtep)));
+    // a VNI no VLAN is carried in
+    let (_, v) = process_overlay(&snap, B_VTEP, Vni::new(77).unwrap(), &to_vm1, m, t, &mut fx);
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownVni));
+    // far2 is host-c's: host-b may not send from its MAC
+    let spoof = udp4(far2(), vm1(), ip("10.0.0.12"), ip("10.0.0.1"), 5000);
+    let (_, v) = process_overlay(&snap, B_VTEP, vni(), &spoof, m, t, &mut fx);
+    assert_eq!(v, Verdict::Drop(DropReason::OverlaySpoof));
+    // the receiving port's destination check
+    let wrong = udp4(far1(), vm1(), ip("10.0.0.11"), ip("10.0.0.77"), 5000);
+    let (_, v) = process_overlay(&snap, B_VTEP, vni(), &wrong, m, t, &mut fx);
+    assert_eq!(v, Verdict::Drop(DropReason::DestCheck));
+    // broadcast: every local port of the VLAN, never another host (split horizon)
+    let bc = arp_request(far1(), "10.0.0.11", "10.0.0.2");
+    let (_, v) = process_overlay(&snap, B_VTEP, vni(), &bc, m, t, &mut fx);
+    assert_eq!(v, Verdict::Flood);
+    assert_eq!(
+        fx.flood.iter().collect::<Vec<_>>(),
+        vec![PortId(0), PortId(1)]
+    );
+    assert!(fx.flood_remote.is_empty());
+    // nothing learned from the overlay
+    assert_eq!(snap.fdb.lookup(0, far1(), t), None);
+}
+
+#[test]
+fn the_overlay_step_counts_per_host_and_sends_to_local_ports() {
+    let mut sw = switch();
+    let b = sw.host_id("host-b");
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    let mut rec = Recorder::default();
+    let t = Timestamp(1);
+    let inner = udp4(far1(), vm2(), ip("10.0.0.11"), ip("10.0.0.2"), 5000);
+    let mut d = encap(vni(), &inner);
+    let v = step_overlay(&snap, B_VTEP, &mut d, t, &mut fx, &mut rec);
+    assert!(matches!(
+        v,
+        Verdict::Forward {
+            port: PortId(1),
+            ..
+        }
+    ));
+    assert_eq!(rec.sent_to, vec![PortId(1)]);
+    assert!(rec.sent_remote.is_empty());
+    let spoof = udp4(far2(), vm2(), ip("10.0.0.12"), ip("10.0.0.2"), 5000);
+    step_overlay(
+        &snap,
+        B_VTEP,
+        &mut encap(vni(), &spoof),
+        t,
+        &mut fx,
+        &mut rec,
+    );
+    step_overlay(
+        &snap,
+        B_VTEP,
+        &mut encap(Vni::new(9).unwrap(), &inner),
+        t,
+        &mut fx,
+        &mut rec,
+    );
+    step_overlay(&snap, ip("192.0.2.1"), &mut d, t, &mut fx, &mut rec);
+    step_overlay(&snap, B_VTEP, &mut [0u8; 4], t, &mut fx, &mut rec);
+    let c = &snap.overlay.host(b).unwrap().counters;
+    let vals = c.values();
+    assert_eq!(vals.rx_frames, 3);
+    assert_eq!(vals.rx_bytes, (inner.len() * 2 + spoof.len()) as u64);
+    assert_eq!(c.drop_count(DropReason::OverlaySpoof), 1);
+    assert_eq!(c.drop_count(DropReason::UnknownVni), 1);
+    assert_eq!(c.drop_count(DropReason::Malformed), 1);
+    assert_eq!(
+        snap.overlay.counters.unknown_vtep.load(Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        rec.sent_to,
+        vec![PortId(1)],
+        "only the good frame was delivered"
+    );
+    // the receiving port counted its tx
+    assert_eq!(snap.counters[1].tx_frames.load(Ordering::Relaxed), 1);
+}
+
+#[test]
+fn a_tenants_vxlan_datagram_is_a_plain_frame_never_decapsulated() {
+    let sw = switch();
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    // vm1 wraps a frame "from far1" in VXLAN and sends it to vm2 on UDP 4789
+    let inner = udp4(far1(), vm2(), ip("10.0.0.11"), ip("10.0.0.2"), 5000);
+    let b = PacketBuilder::ethernet2(vm1().0, vm2().0)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(40000, vxlan::UDP_PORT);
+    let mut f = Vec::new();
+    b.write(&mut f, &encap(vni(), &inner)).unwrap();
+    let before = f.clone();
+    let mut rec = Recorder::default();
+    let v = step(
+        &snap,
+        PortId(0),
+        &mut f,
+        &VnetHdr::default(),
+        Timestamp(1),
+        &mut fx,
+        &mut rec,
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            port: PortId(1),
+            rewrite_dst: None
+        }
+    );
+    assert_eq!(f, before, "delivered unchanged, as UDP");
+    assert!(rec.sent_remote.is_empty());
+}
+
+#[test]
+fn a_host_that_left_is_cut_off_at_once() {
+    let mut sw = switch();
+    let mut t = topology();
+    t.hosts.retain(|h| h.name != "host-b");
+    assert_eq!(sw.set_topology(t), (1, 1));
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    let to_vm1 = udp4(far1(), vm1(), ip("10.0.0.11"), ip("10.0.0.1"), 5000);
+    let (_, v) = process_overlay(
+        &snap,
+        B_VTEP,
+        vni(),
+        &to_vm1,
+        RxMeta::default(),
+        Timestamp(1),
+        &mut fx,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownVtep));
+    // far1's MAC is unknown now: flooded locally and to host-c only
+    let f = udp4(vm1(), far1(), ip("10.0.0.1"), ip("10.0.0.11"), 5000);
+    let v = process(
+        &snap,
+        PortId(0),
+        &f,
+        RxMeta::default(),
+        Timestamp(1),
+        &mut fx,
+    );
+    assert_eq!(v, Verdict::Flood);
+    assert_eq!(
+        fx.flood_remote.iter().collect::<Vec<_>>(),
+        vec![sw.host_id("host-c")]
+    );
+    let _ = HostId(0);
+}
