@@ -376,3 +376,43 @@ fn tls_with_client_certificates() {
     let kv = c.etcd_get_prefix("/vswitch/v1/ports/").unwrap();
     assert!(kv.contains_key("/vswitch/v1/ports/web1"), "{kv:?}");
 }
+
+#[test]
+fn vms_on_a_host_reach_each_other_through_its_switch() {
+    if !can_run() {
+        return;
+    }
+    let mut c = Cluster::new("vms", TTL);
+    c.add_host_spec(
+        "host-a",
+        1,
+        cluster_lab::HostSpec::default().vm("web1").vm("web2"),
+    );
+    let up = wait_until(SOON, || {
+        c.ctl_json("host-a", &["show", "ports"])
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .is_some_and(|ports| ports.len() == 2 && ports.iter().all(|p| p["oper_up"] == true))
+    });
+    assert!(up.is_some(), "ports not up:\n{}", c.logs());
+    let (web1, web2) = (c.vm("web1").clone(), c.vm("web2").clone());
+    assert_eq!(web1.ip4, "10.251.0.17");
+    assert_eq!(web2.mac, "02:fb:00:00:01:02");
+    let (ok, out) = c.vm_run(
+        "web1",
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", &web2.ip4],
+    );
+    assert!(ok, "ping web1 → web2 on one host: {out}\n{}", c.logs());
+    let (ok, out) = c.vm_run(
+        "web2",
+        &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", &web1.ip6],
+    );
+    assert!(ok, "ping6 web2 → web1 on one host: {out}\n{}", c.logs());
+    // the port records carry the VMs' addresses
+    let recs = c.etcd_get_prefix("/vswitch/v1/ports/").unwrap();
+    let web1_rec = &recs["/vswitch/v1/ports/web1"];
+    assert!(
+        web1_rec.contains("10.251.0.17") && web1_rec.contains("fd51::11"),
+        "{web1_rec}"
+    );
+}

@@ -123,6 +123,78 @@ pub struct Host {
     child: Option<Child>,
 }
 
+/// What a host runs: tap ports (no VM behind them), VMs, and extra configuration.
+#[derive(Clone, Debug, Default)]
+pub struct HostSpec {
+    /// `(port, tap)`: a tap port the switch creates, with no VM behind it.
+    pub taps: Vec<(String, String)>,
+    /// VMs: a namespace each, on a veth the switch binds.
+    pub vms: Vec<VmDef>,
+    /// Appended to the config before `[cluster]` (e.g. `[[vip]]` tables).
+    pub extra_toml: String,
+}
+
+impl HostSpec {
+    /// Add a tap port.
+    pub fn tap(mut self, port: &str, tap: &str) -> Self {
+        self.taps.push((port.to_string(), tap.to_string()));
+        self
+    }
+
+    /// Add a VM on port `port` (≤ 14 characters).
+    pub fn vm(mut self, port: &str) -> Self {
+        self.vms.push(VmDef {
+            port: port.to_string(),
+            extra: Vec::new(),
+        });
+        self
+    }
+
+    /// Add a VM with extra lines in its `[[port]]` table (e.g. `dest_check = false`).
+    pub fn vm_with(mut self, port: &str, extra: &[&str]) -> Self {
+        self.vms.push(VmDef {
+            port: port.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        });
+        self
+    }
+
+    /// Append raw TOML (before `[cluster]`).
+    pub fn toml(mut self, text: &str) -> Self {
+        self.extra_toml.push_str(text);
+        self.extra_toml.push('\n');
+        self
+    }
+}
+
+/// One VM of a [`HostSpec`].
+#[derive(Clone, Debug)]
+pub struct VmDef {
+    /// Port name (cluster-unique).
+    pub port: String,
+    /// Extra lines for its `[[port]]` table.
+    pub extra: Vec<String>,
+}
+
+/// A VM: a namespace whose `eth0` is a veth to its host's switch.
+#[derive(Clone, Debug)]
+pub struct Vm {
+    /// Port name.
+    pub port: String,
+    /// The host it is on.
+    pub host: String,
+    /// Its namespace.
+    pub ns: String,
+    /// The veth end in the host namespace (the switch's `netdev`).
+    pub host_if: String,
+    /// Its MAC.
+    pub mac: String,
+    /// IPv4 address (/24 in 10.251.0.0).
+    pub ip4: String,
+    /// IPv6 address (/64 in fd51::).
+    pub ip6: String,
+}
+
 /// The whole multi-host lab.
 pub struct Cluster {
     /// PID-unique prefix of the namespace names.
@@ -132,6 +204,7 @@ pub struct Cluster {
     fabric: String,
     members: Vec<Member>,
     hosts: BTreeMap<String, Host>,
+    vms: BTreeMap<String, Vm>,
     namespaces: Vec<String>,
     /// Lease TTL written into every host's config.
     pub lease_ttl_secs: u32,
@@ -267,6 +340,7 @@ impl Cluster {
             fabric: fabric.clone(),
             members: Vec::new(),
             hosts: BTreeMap::new(),
+            vms: BTreeMap::new(),
             namespaces: Vec::new(),
             lease_ttl_secs,
             tls: None,
@@ -502,6 +576,18 @@ impl Cluster {
     /// A host namespace at 10.250.0.`n` running `vswitch run` with these `[[port]]`s:
     /// `(name, tap)` pairs. Returns once its control socket answers.
     pub fn add_host(&mut self, name: &str, n: u8, ports: &[(&str, &str)]) {
+        let mut spec = HostSpec::default();
+        for (port, tap) in ports {
+            spec = spec.tap(port, tap);
+        }
+        self.add_host_spec(name, n, spec);
+    }
+
+    /// A host namespace at 10.250.0.`n` running `vswitch run` with the ports, VMs and extra
+    /// configuration of `spec`. Each VM is a namespace of its own whose `eth0` is a veth
+    /// to the host namespace, where the switch binds the other end (`netdev = "p<port>"`).
+    /// Returns once its control socket answers.
+    pub fn add_host_spec(&mut self, name: &str, n: u8, spec: HostSpec) {
         let ns = format!("{}h{}", self.tag, name.trim_start_matches("host-"));
         let ip = format!("10.250.0.{n}");
         self.attach(&ns, &format!("h{n}"), &ip);
@@ -513,15 +599,29 @@ impl Cluster {
             "[switch]\nmtu = 1450\nstate_dir = {:?}\n\n",
             state.display().to_string()
         );
-        for (i, (port, tap)) in ports.iter().enumerate() {
+        for (i, (port, tap)) in spec.taps.iter().enumerate() {
             toml.push_str(&format!(
                 "[[port]]\nname = {port:?}\ntap = {tap:?}\nmac = \"02:fa:00:00:{n:02x}:{:02x}\"\nips = [\"10.251.{n}.{}\"]\n\n",
                 i + 1,
                 i + 1
             ));
         }
+        for (i, v) in spec.vms.iter().enumerate() {
+            let vm = self.add_vm(name, &ns, n, 0x80 + i as u8, v);
+            toml.push_str(&format!(
+                "[[port]]\nname = {:?}\nnetdev = {:?}\nmac = {:?}\nips = [{:?}, {:?}]\n",
+                vm.port, vm.host_if, vm.mac, vm.ip4, vm.ip6
+            ));
+            for line in &v.extra {
+                toml.push_str(line);
+                toml.push('\n');
+            }
+            toml.push('\n');
+            self.vms.insert(vm.port.clone(), vm);
+        }
+        toml.push_str(&spec.extra_toml);
         toml.push_str(&format!(
-            "[cluster]\nendpoints = {}\nhost = {name:?}\nvtep = {ip:?}\nlease_ttl_secs = {}\nvlans = [{{ vlan = 0, vni = 5000 }}]\n",
+            "\n[cluster]\nendpoints = {}\nhost = {name:?}\nvtep = {ip:?}\nlease_ttl_secs = {}\nvlans = [{{ vlan = 0, vni = 5000 }}]\n",
             self.endpoints_toml(),
             self.lease_ttl_secs
         ));
@@ -544,6 +644,14 @@ impl Cluster {
             child: None,
         };
         Self::spawn_agent(&mut h);
+        self.hosts.insert(name.to_string(), h);
+        self.wait_agent(name);
+    }
+
+    /// Waits (20 s at most) for the host's control socket to answer; panics with the log
+    /// tail if it does not.
+    fn wait_agent(&self, name: &str) {
+        let h = &self.hosts[name];
         let sock = h.socket.clone();
         let up = wait_until(Duration::from_secs(20), || {
             run(&[
@@ -556,12 +664,134 @@ impl Cluster {
             ])
             .0
         });
-        let log_tail = tail(&h.log, 30);
-        self.hosts.insert(name.to_string(), h);
         assert!(
             up.is_some(),
-            "{name}: the switch did not start:\n{log_tail}"
+            "{name}: the switch did not start:\n{}",
+            tail(&h.log, 30)
         );
+    }
+
+    /// Start a host's agent again (after [`Cluster::kill9`]) on the same config; returns
+    /// once its control socket answers.
+    pub fn restart_agent(&mut self, name: &str) {
+        let h = self.hosts.get_mut(name).unwrap();
+        assert!(h.child.is_none(), "{name}: the agent is still running");
+        let _ = fs::remove_file(&h.socket);
+        Self::spawn_agent(h);
+        self.wait_agent(name);
+    }
+
+    /// The VM namespace for port `v.port` of host `host` (namespace `hns`, number `n`):
+    /// address 10.251.0.`16 n + i`/24 and fd51::`16 n + i`/64 (no DAD), MAC
+    /// 02:fb:00:00:`n`:`i`, where `i` is the VM's position on its host (from 1). The VMs of
+    /// every host share one subnet: VLAN 0, VNI 5000 across the overlay.
+    fn add_vm(&mut self, host: &str, hns: &str, n: u8, slot: u8, v: &VmDef) -> Vm {
+        let i = slot - 0x80 + 1;
+        let x = u16::from(n) * 16 + u16::from(i);
+        assert!(
+            x < 255 && i < 16,
+            "too many hosts or VMs for the VM address plan"
+        );
+        let vns = format!("{}v{}", self.tag, v.port);
+        let host_if = format!("p{}", v.port);
+        assert!(
+            host_if.len() <= 15 && vns.len() <= 40,
+            "port name {:?} too long",
+            v.port
+        );
+        self.add_ns(&vns);
+        let mac = format!("02:fb:00:00:{n:02x}:{i:02x}");
+        let ip4 = format!("10.251.0.{x}");
+        let ip6 = format!("fd51::{x:x}");
+        must(&[
+            "ip", "-n", hns, "link", "add", &host_if, "type", "veth", "peer", "name", "eth0",
+            "netns", &vns,
+        ]);
+        must(&["ip", "-n", hns, "link", "set", &host_if, "up"]);
+        must(&["ip", "-n", &vns, "link", "set", "eth0", "address", &mac]);
+        must(&[
+            "ip",
+            "-n",
+            &vns,
+            "addr",
+            "add",
+            &format!("{ip4}/24"),
+            "dev",
+            "eth0",
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            &vns,
+            "addr",
+            "add",
+            &format!("{ip6}/64"),
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        must(&["ip", "-n", &vns, "link", "set", "eth0", "up"]);
+        Vm {
+            port: v.port.clone(),
+            host: host.to_string(),
+            ns: vns,
+            host_if,
+            mac,
+            ip4,
+            ip6,
+        }
+    }
+
+    /// The VM of port `port`.
+    pub fn vm(&self, port: &str) -> &Vm {
+        &self.vms[port]
+    }
+
+    /// Runs `args` inside the VM of port `port`: (success, stdout + stderr).
+    pub fn vm_run(&self, port: &str, args: &[&str]) -> (bool, String) {
+        let mut a = vec!["ip", "netns", "exec", self.vms[port].ns.as_str()];
+        a.extend_from_slice(args);
+        run(&a)
+    }
+
+    /// Runs `args` inside the namespace of host `name` (its underlay side).
+    pub fn host_run(&self, name: &str, args: &[&str]) -> (bool, String) {
+        let mut a = vec!["ip", "netns", "exec", self.hosts[name].ns.as_str()];
+        a.extend_from_slice(args);
+        run(&a)
+    }
+
+    /// Runs `args` inside the fabric namespace (the underlay bridge, 10.250.0.254).
+    pub fn fabric_run(&self, args: &[&str]) -> (bool, String) {
+        let mut a = vec!["ip", "netns", "exec", self.fabric.as_str()];
+        a.extend_from_slice(args);
+        run(&a)
+    }
+
+    /// `vswitch ctl --json ARGS` on a host: the parsed answer, or the error text.
+    pub fn ctl_json(&self, name: &str, args: &[&str]) -> Result<Value, String> {
+        let h = &self.hosts[name];
+        let mut a = vec![
+            VSWITCH,
+            "ctl",
+            "--socket",
+            h.socket.to_str().unwrap(),
+            "--json",
+        ];
+        a.extend_from_slice(args);
+        let (ok, out) = run(&a);
+        if !ok {
+            return Err(out);
+        }
+        serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))
+    }
+
+    /// `vswitch ctl ARGS` on a host: (success, output).
+    pub fn ctl(&self, name: &str, args: &[&str]) -> (bool, String) {
+        let h = &self.hosts[name];
+        let mut a = vec![VSWITCH, "ctl", "--socket", h.socket.to_str().unwrap()];
+        a.extend_from_slice(args);
+        run(&a)
     }
 
     fn spawn_agent(h: &mut Host) {
