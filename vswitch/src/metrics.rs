@@ -4,13 +4,16 @@
 //! `port_tx_frames_total`, `port_tx_bytes_total`, `port_answered_total`,
 //! `port_drops_total{reason}`, `port_up`, `fdb_learned_entries`, `vip_epoch`,
 //! `vip_owners`, `vip_owner{port}` (1 for each current owner), `vip_moves_recorded`,
-//! `vip_hijack_attempts_total`, `vip_pending_claim`.
+//! `vip_hijack_attempts_total`, `vip_pending_claim`; in cluster mode the overlay's
+//! `overlay_*` families ([`overlay`]).
 
 use std::fmt::Write;
 
 use vip_table::{PortId, Timestamp};
 
 use crate::control::Switch;
+
+mod overlay;
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
@@ -172,5 +175,6 @@ pub fn render(sw: &Switch, _now: Timestamp) -> String {
             u8::from(g.pending().is_some())
         );
     }
+    overlay::render(sw, &mut o);
     o
 }

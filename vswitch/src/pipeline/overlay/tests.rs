@@ -508,3 +508,103 @@ fn a_host_that_left_is_cut_off_at_once() {
     );
     let _ = HostId(0);
 }
+
+#[test]
+fn the_metrics_show_per_host_traffic_and_drops() {
+    let mut sw = switch();
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    let mut rec = Recorder::default();
+    let t = Timestamp(1);
+    let inner = udp4(far1(), vm2(), ip("10.0.0.11"), ip("10.0.0.2"), 5000);
+    step_overlay(
+        &snap,
+        B_VTEP,
+        &mut encap(vni(), &inner),
+        t,
+        &mut fx,
+        &mut rec,
+    );
+    let spoof = udp4(far2(), vm2(), ip("10.0.0.12"), ip("10.0.0.2"), 5000);
+    step_overlay(
+        &snap,
+        B_VTEP,
+        &mut encap(vni(), &spoof),
+        t,
+        &mut fx,
+        &mut rec,
+    );
+    step_overlay(
+        &snap,
+        ip("192.0.2.1"),
+        &mut encap(vni(), &inner),
+        t,
+        &mut fx,
+        &mut rec,
+    );
+    // a send the tunnel took is counted on the host
+    let f = udp4(vm1(), far2(), ip("10.0.0.1"), ip("10.0.0.12"), 5000);
+    struct Tunnel;
+    impl crate::forward::Output for Tunnel {
+        fn send(
+            &mut self,
+            _: PortId,
+            _: &[u8],
+            _: &VnetHdr,
+        ) -> Option<Result<(), crate::port::PortError>> {
+            Some(Ok(()))
+        }
+        fn signal(&mut self, _: crate::forward::Signal, _: Timestamp) {}
+        fn send_remote(
+            &mut self,
+            _: HostId,
+            _: u16,
+            _: &[u8],
+            _: &VnetHdr,
+        ) -> Option<Result<(), crate::port::PortError>> {
+            Some(Ok(()))
+        }
+    }
+    step(
+        &snap,
+        PortId(0),
+        &mut f.clone(),
+        &VnetHdr::default(),
+        t,
+        &mut fx,
+        &mut Tunnel,
+    );
+    let m = crate::metrics::render(&sw, t);
+    for line in [
+        "vswitch_overlay_rx_frames_total{host=\"host-b\"} 2\n",
+        format!(
+            "vswitch_overlay_rx_bytes_total{{host=\"host-b\"}} {}\n",
+            inner.len() + spoof.len()
+        )
+        .as_str(),
+        "vswitch_overlay_rx_drops_total{host=\"host-b\",reason=\"overlay_spoof\"} 1\n",
+        "vswitch_overlay_rx_drops_total{host=\"host-b\",reason=\"unknown_vni\"} 0\n",
+        "vswitch_overlay_tx_frames_total{host=\"host-c\"} 1\n",
+        format!(
+            "vswitch_overlay_tx_bytes_total{{host=\"host-c\"}} {}\n",
+            f.len()
+        )
+        .as_str(),
+        "vswitch_overlay_host_up{host=\"host-b\"} 1\n",
+        "vswitch_overlay_unknown_vtep_total 1\n",
+    ] {
+        assert!(m.contains(line), "missing {line:?} in\n{m}");
+    }
+    // host-b leaves: its counters stay, it is no longer up
+    let mut t2 = topology();
+    t2.hosts.retain(|h| h.name != "host-b");
+    sw.set_topology(t2);
+    let m = crate::metrics::render(&sw, t);
+    assert!(
+        m.contains("vswitch_overlay_host_up{host=\"host-b\"} 0\n"),
+        "{m}"
+    );
+    // standalone: no overlay families
+    let alone = Switch::new(config(false), Timestamp(0)).unwrap();
+    assert!(!crate::metrics::render(&alone, t).contains("vswitch_overlay_"));
+}
