@@ -195,6 +195,51 @@ pub struct Vm {
     pub ip6: String,
 }
 
+/// A process a test started in one of the lab's namespaces; `ip netns exec` execs the
+/// program, so the PID is the program's. Killed (that PID only) on drop.
+pub struct Background {
+    child: Option<Child>,
+}
+
+impl Background {
+    fn spawn(ns: &str, args: &[&str]) -> Background {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {ns}: {e}"));
+        Background { child: Some(child) }
+    }
+
+    /// Waits for it to end (bound it with `timeout N` or a count) and returns stdout +
+    /// stderr.
+    pub fn finish(mut self) -> String {
+        let Some(c) = self.child.take() else {
+            return String::new();
+        };
+        match c.wait_with_output() {
+            Ok(o) => format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => format!("wait: {e}"),
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// The whole multi-host lab.
 pub struct Cluster {
     /// PID-unique prefix of the namespace names.
@@ -730,6 +775,9 @@ impl Cluster {
             "eth0",
             "nodad",
         ]);
+        // the port MTU (`[switch] mtu = 1450`), as DHCP would tell a VM: the overlay carries
+        // 1450 inner bytes on the fabric's 1500
+        must(&["ip", "-n", &vns, "link", "set", "eth0", "mtu", "1450"]);
         must(&["ip", "-n", &vns, "link", "set", "eth0", "up"]);
         Vm {
             port: v.port.clone(),
@@ -766,6 +814,18 @@ impl Cluster {
         let mut a = vec!["ip", "netns", "exec", self.fabric.as_str()];
         a.extend_from_slice(args);
         run(&a)
+    }
+
+    /// Starts `args` in the background inside the VM of port `port` (e.g. a server or a
+    /// capture); killed by its PID when the handle is dropped.
+    pub fn spawn_in_vm(&self, port: &str, args: &[&str]) -> Background {
+        Background::spawn(&self.vms[port].ns, args)
+    }
+
+    /// Starts `args` in the background inside host `name`'s namespace (e.g. a tcpdump of
+    /// its underlay `eth0`); killed by its PID when the handle is dropped.
+    pub fn spawn_in_host(&self, name: &str, args: &[&str]) -> Background {
+        Background::spawn(&self.hosts[name].ns, args)
     }
 
     /// `vswitch ctl --json ARGS` on a host: the parsed answer, or the error text.
