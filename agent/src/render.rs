@@ -119,22 +119,30 @@ pub fn ports(v: &[PortView]) -> String {
 
 /// `show fdb`.
 pub fn fdb(v: &[FdbEntryView]) -> String {
+    // the HOST column only in cluster mode, when other hosts' ports are listed
+    let remote = v.iter().any(|e| e.host.is_some());
     let rows = v
         .iter()
         .map(|e| {
-            vec![
-                e.vlan.to_string(),
-                e.mac.clone(),
-                e.port.clone(),
-                if e.is_static {
-                    "static".into()
-                } else {
-                    format!("{:.0}s", e.age_secs)
-                },
-            ]
+            let mut r = vec![e.vlan.to_string(), e.mac.clone(), e.port.clone()];
+            if remote {
+                r.push(e.host.clone().unwrap_or_else(|| "(local)".into()));
+            }
+            r.push(if e.host.is_some() {
+                "remote".into()
+            } else if e.is_static {
+                "static".into()
+            } else {
+                format!("{:.0}s", e.age_secs)
+            });
+            r
         })
         .collect();
-    table(&["VLAN", "MAC", "PORT", "AGE"], rows)
+    if remote {
+        table(&["VLAN", "MAC", "PORT", "HOST", "AGE"], rows)
+    } else {
+        table(&["VLAN", "MAC", "PORT", "AGE"], rows)
+    }
 }
 
 /// `show vips`.
@@ -305,6 +313,40 @@ mod tests {
                 epoch: Some(3)
             })),
             "{\"epoch\":3,\"moved\":true}\n"
+        );
+    }
+
+    #[test]
+    fn fdb_lists_other_hosts_ports_with_their_host_only_in_cluster_mode() {
+        let local = FdbEntryView {
+            vlan: 0,
+            mac: "02:00:00:00:00:01".into(),
+            port: "web1".into(),
+            host: None,
+            is_static: true,
+            age_secs: 0.0,
+        };
+        let remote = FdbEntryView {
+            mac: "02:00:00:00:0b:01".into(),
+            port: "far1".into(),
+            host: Some("host-b".into()),
+            ..local.clone()
+        };
+        let out = fdb(&[local.clone()]);
+        assert!(out.starts_with("VLAN"), "{out}");
+        assert!(!out.contains("HOST"), "standalone: no HOST column: {out}");
+        let out = fdb(&[local, remote]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].contains("HOST"), "{out}");
+        assert!(
+            lines[1].contains("web1")
+                && lines[1].contains("(local)")
+                && lines[1].contains("static"),
+            "{out}"
+        );
+        assert!(
+            lines[2].contains("far1") && lines[2].contains("host-b") && lines[2].contains("remote"),
+            "{out}"
         );
     }
 }

@@ -13,6 +13,38 @@ use super::{Command, Reply};
 
 use super::control_loop::ControlLoop;
 
+/// `show fdb`: the local MAC table, then the MACs of other hosts' ports.
+pub(crate) fn fdb_view(sw: &crate::control::Switch, now: Timestamp) -> Vec<FdbEntryView> {
+    let mut v: Vec<FdbEntryView> = sw
+        .fdb()
+        .entries(now)
+        .into_iter()
+        .map(|(vlan, mac, port, st, age)| FdbEntryView {
+            vlan,
+            mac: mac.to_string(),
+            port: sw.port_name(port).to_string(),
+            host: None,
+            is_static: st,
+            age_secs: age as f64 / 1e9,
+        })
+        .collect();
+    let ov = sw.overlay();
+    for p in ov.ports() {
+        let host = ov.host(p.host).map(|h| h.name.clone());
+        for mac in p.policy.allowed_macs() {
+            v.push(FdbEntryView {
+                vlan: p.vlan,
+                mac: mac.to_string(),
+                port: p.name.clone(),
+                host: host.clone(),
+                is_static: true,
+                age_secs: 0.0,
+            });
+        }
+    }
+    v
+}
+
 impl ControlLoop {
     pub(super) fn command(&mut self, cmd: Command, ob: &mut Vec<Outbound>) -> Reply {
         let now = self.clock.now();
@@ -89,18 +121,7 @@ impl ControlLoop {
     }
 
     fn fdb_view(&self, now: Timestamp) -> Vec<FdbEntryView> {
-        self.sw
-            .fdb()
-            .entries(now)
-            .into_iter()
-            .map(|(vlan, mac, port, st, age)| FdbEntryView {
-                vlan,
-                mac: mac.to_string(),
-                port: self.sw.port_name(port).to_string(),
-                is_static: st,
-                age_secs: age as f64 / 1e9,
-            })
-            .collect()
+        fdb_view(&self.sw, now)
     }
 
     fn vips_view(&self, now: Timestamp) -> Vec<VipView> {
@@ -181,5 +202,59 @@ impl ControlLoop {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::Config;
+    use crate::control::Switch;
+    use crate::overlay::{Topology, TopologyHost, TopologyPair, TopologyPort};
+
+    #[test]
+    fn show_fdb_lists_remote_macs_with_their_host_and_port() {
+        let cfg = Config::from_toml_str(
+            "[[port]]\nname = \"vm1\"\ntap = \"t1\"\nmac = \"02:00:00:00:00:01\"\nmtu = 1450\n\
+             [cluster]\nendpoints = [\"http://10.250.0.11:2379\"]\nhost = \"host-a\"\n\
+             vtep = \"10.250.1.1\"\nvlans = [{ vlan = 0, vni = 5000 }]\n",
+        )
+        .unwrap();
+        let mut sw = Switch::new(cfg, Timestamp(0)).unwrap();
+        sw.set_topology(Topology {
+            hosts: vec![TopologyHost {
+                name: "host-b".into(),
+                vtep: "10.250.1.2".parse().unwrap(),
+            }],
+            ports: vec![TopologyPort {
+                name: "far1".into(),
+                host: "host-b".into(),
+                mac: "02:00:00:00:0b:01".parse().unwrap(),
+                ips: vec!["10.0.0.11".parse().unwrap()],
+                allowed_address_pairs: vec![TopologyPair {
+                    ip: "10.0.0.50/32".parse().unwrap(),
+                    mac: "02:00:00:00:0b:02".parse().unwrap(),
+                }],
+                vlan: 0,
+            }],
+        });
+        let v = fdb_view(&sw, Timestamp(1));
+        let cells: Vec<(&str, &str, Option<&str>)> = v
+            .iter()
+            .map(|e| (e.mac.as_str(), e.port.as_str(), e.host.as_deref()))
+            .collect();
+        assert_eq!(
+            cells,
+            vec![
+                ("02:00:00:00:00:01", "vm1", None),
+                ("02:00:00:00:0b:01", "far1", Some("host-b")),
+                ("02:00:00:00:0b:02", "far1", Some("host-b")),
+            ]
+        );
+        // local entries keep their JSON shape (no `host` key)
+        let j = serde_json::to_value(&v[0]).unwrap();
+        assert!(j.get("host").is_none(), "{j}");
+        assert_eq!(serde_json::to_value(&v[1]).unwrap()["host"], "host-b");
     }
 }

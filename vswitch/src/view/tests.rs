@@ -93,6 +93,7 @@ fn samples() -> Vec<(Command, View)> {
                 vlan: 7,
                 mac: "02:00:00:00:00:01".into(),
                 port: "web1".into(),
+                host: None,
                 is_static: false,
                 age_secs: 2.5,
             }]),
