@@ -332,7 +332,7 @@ mod tests {
             host: Some("host-b".into()),
             ..local.clone()
         };
-        let out = fdb(&[local.clone()]);
+        let out = fdb(std::slice::from_ref(&local));
         assert!(out.starts_with("VLAN"), "{out}");
         assert!(!out.contains("HOST"), "standalone: no HOST column: {out}");
         let out = fdb(&[local, remote]);
