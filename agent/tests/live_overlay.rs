@@ -83,6 +83,18 @@ fn vms_on_two_hosts_talk_through_the_vxlan_overlay() {
     });
     assert!(up.is_some(), "hosts never saw each other:\n{}", c.logs());
 
+    // `show fdb` lists b1's MAC at host-b
+    let (ok, fdb) = c.ctl("host-a", &["show", "fdb"]);
+    assert!(ok, "{fdb}");
+    let row = fdb
+        .lines()
+        .find(|l| l.contains(&b1.mac))
+        .unwrap_or_default();
+    assert!(
+        row.contains("b1") && row.contains("host-b") && row.contains("remote"),
+        "show fdb on host-a: {fdb}"
+    );
+
     // same-host baseline
     let (ok, out) = c.vm_run("a1", &["ping", "-c", "2", "-i", "0.2", "-W", "2", &a2.ip4]);
     assert!(ok, "ping a1 → a2 (one host): {out}\n{}", c.logs());

@@ -31,6 +31,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_topology_command_has_no_wire_form() {
+        // in process only (the cluster agent): an operator cannot invent hosts or ports
+        for line in [
+            &b"{\"cmd\":\"set-topology\"}"[..],
+            b"{\"cmd\":\"set-topology\",\"hosts\":[],\"ports\":[]}",
+            b"{\"SetTopology\":{\"hosts\":[],\"ports\":[]}}",
+        ] {
+            let e = Command::parse_request(line).unwrap_err();
+            assert!(e.to_string().starts_with("bad request: "), "{e}");
+        }
+        let t = Command::SetTopology(crate::overlay::Topology::default());
+        assert!(t.mutates());
+        assert!(serde_json::to_vec(&t).is_err(), "not serializable either");
+    }
+
+    #[test]
     fn parses_every_command_shape() {
         assert_eq!(
             Command::parse_request(b"{\"cmd\":\"show-vips\"}\n"),
