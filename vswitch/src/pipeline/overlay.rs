@@ -216,7 +216,11 @@ fn ingress(
     }
 
     if f.dst.is_multicast() {
-        return local_flood(vlan_ports(snap, vlan, |_, p| fits(p.mtu)), fx);
+        // (multicast and broadcast IP destinations pass every destination check)
+        let set = vlan_ports(snap, vlan, |pid, p| {
+            fits(p.mtu) && f.ip().is_none_or(|ip| admits(snap, pid, p, ip.dst))
+        });
+        return local_flood(set, fx);
     }
 
     if let Some(ip) = f.ip() {

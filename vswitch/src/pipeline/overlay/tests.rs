@@ -38,6 +38,10 @@ fn far2() -> MacAddr {
 }
 
 fn config(cluster: bool) -> Config {
+    config_with(cluster, "")
+}
+
+fn config_with(cluster: bool, extra: &str) -> Config {
     let mut s = String::new();
     for n in 1..=2 {
         s.push_str(&format!(
@@ -45,6 +49,7 @@ fn config(cluster: bool) -> Config {
              mtu = 1450\nips = [\"10.0.0.{n}/24\", \"fd00::{n}/64\"]\n\n"
         ));
     }
+    s.push_str(extra);
     if cluster {
         s.push_str(
             "[cluster]\nendpoints = [\"http://10.250.0.11:2379\"]\nhost = \"host-a\"\n\
@@ -607,4 +612,77 @@ fn the_metrics_show_per_host_traffic_and_drops() {
     // standalone: no overlay families
     let alone = Switch::new(config(false), Timestamp(0)).unwrap();
     assert!(!crate::metrics::render(&alone, t).contains("vswitch_overlay_"));
+}
+
+fn vrrp(src: MacAddr, sip: Ipv4Addr) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src.0, [0x01, 0, 0x5e, 0, 0, 0x12]).ipv4(
+        sip.octets(),
+        [224, 0, 0, 18],
+        255,
+    );
+    let mut v = Vec::new();
+    // VRRPv3 advert: vrid 7, priority 100, one address, interval 1 s, 10.0.0.100
+    let advert = [0x31, 7, 100, 1, 0, 100, 0, 0, 10, 0, 0, 100];
+    b.write(&mut v, etherparse::IpNumber(112), &advert).unwrap();
+    v
+}
+
+#[test]
+fn vrrp_adverts_cross_only_to_hosts_with_a_candidate_of_the_senders_groups() {
+    let vip = "[[vip]]\nname = \"web\"\naddresses = [\"10.0.0.100\"]\n\
+               mode = \"active-passive\"\ncandidates = [\"vm1\"]\n\n";
+    let mut sw = Switch::new(config_with(true, vip), Timestamp(0)).unwrap();
+    sw.set_topology(topology());
+    assert!(sw.add_remote_candidate("web", "host-b", "far1").unwrap());
+    let b = sw.host_id("host-b");
+    let snap = sw.snapshot();
+    let mut fx = Effects::default();
+    let t = Timestamp(1);
+    let m = RxMeta::default();
+    // from the local candidate vm1: no local peer, host-b (far1's host) only, not host-c
+    let f = vrrp(vm1(), ip("10.0.0.1"));
+    let v = process(&snap, PortId(0), &f, m, t, &mut fx);
+    assert_eq!(v, Verdict::Flood);
+    assert!(fx.flood.is_empty());
+    assert_eq!(fx.flood_remote.iter().collect::<Vec<_>>(), vec![b]);
+    // from the non-candidate vm2: stays on this host (and here nobody else is a
+    // non-candidate)
+    let f = vrrp(vm2(), ip("10.0.0.2"));
+    let v = process(&snap, PortId(1), &f, m, t, &mut fx);
+    assert_eq!(v, Verdict::Drop(DropReason::NoEgress));
+    assert!(fx.flood_remote.is_empty());
+    // from host-b, sent from the virtual MAC: to the local candidate vm1 only
+    let vmac = mac("00:00:5e:00:01:07");
+    let f = vrrp(vmac, ip("10.0.0.11"));
+    let (_, v) = process_overlay(&snap, B_VTEP, vni(), &f, m, t, &mut fx);
+    assert_eq!(v, Verdict::Flood);
+    assert_eq!(fx.flood.iter().collect::<Vec<_>>(), vec![PortId(0)]);
+    // host-c has no candidate: its virtual MAC is no MAC of its ports
+    let (_, v) = process_overlay(&snap, C_VTEP, vni(), &f, m, t, &mut fx);
+    assert_eq!(v, Verdict::Drop(DropReason::OverlaySpoof));
+    // and unicast from host-b to the VIP owned here is steered to the owner, MAC rewritten
+    let mut fx2 = Effects::default();
+    let claim = {
+        let mut g = SmallFrame::default();
+        frames::garp(&mut g, vm1(), ip("10.0.0.100"));
+        g.as_bytes().to_vec()
+    };
+    let _ = process(&snap, PortId(0), &claim, m, t, &mut fx2);
+    sw.apply(&fx2, t, &mut Vec::new());
+    let snap = sw.snapshot();
+    let to_vip = udp4(
+        far1(),
+        mac("02:00:00:00:aa:aa"),
+        ip("10.0.0.11"),
+        ip("10.0.0.100"),
+        80,
+    );
+    let (_, v) = process_overlay(&snap, B_VTEP, vni(), &to_vip, m, t, &mut fx);
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            port: PortId(0),
+            rewrite_dst: Some(vm1())
+        }
+    );
 }
