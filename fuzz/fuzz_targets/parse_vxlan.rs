@@ -8,14 +8,104 @@
 //! 2. on success the VNI fits in 24 bits, the inner frame is the input after the 8-byte
 //!    header and at least an Ethernet header long, and re-encapsulating it gives the input
 //!    back with the reserved bits cleared (they are ignored on receipt, RFC 7348 §5);
-//! 3. the inner frame goes through `wire::parse`, which must not panic either.
+//! 3. the inner frame goes through `wire::parse`, which must not panic either;
+//! 4. the whole payload goes through the daemon's overlay step (`forward::step_overlay`)
+//!    on a fixed cluster-mode switch (local vm1, vm2; host-b with vm3, the scenarios' third
+//!    VM, so seeds from vm3 reach delivery; VNI 42 = VLAN 0, the seeds' VNI), as from
+//!    host-b's VTEP and as from an unknown address: it must not panic, never answer, never
+//!    send to another host (split horizon), and refuse the unknown address.
 
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
+use vip_table::{PortId, Timestamp};
+use vswitch::config::Config;
+use vswitch::control::Switch;
+use vswitch::forward::{step_overlay, Recorder};
+use vswitch::overlay::{Topology, TopologyHost, TopologyPort};
+use vswitch::pipeline::{DropReason, Effects, Snapshot, Verdict};
 use vswitch::wire::{self, vxlan};
 
+const CONFIG: &str = r#"
+[[port]]
+name = "vm1"
+tap = "fz-vm1"
+mac = "02:00:00:00:00:01"
+mtu = 1450
+ips = ["10.0.0.1/24", "fd00::1/64"]
+
+[[port]]
+name = "vm2"
+tap = "fz-vm2"
+mac = "02:00:00:00:00:02"
+mtu = 1450
+ips = ["10.0.0.2/24", "fd00::2/64"]
+
+[[vip]]
+name = "web"
+addresses = ["10.0.0.100", "fd00::100"]
+mode = "active-passive"
+candidates = ["vm1", "vm2"]
+
+[cluster]
+endpoints = ["http://10.250.0.11:2379"]
+host = "host-a"
+vtep = "10.250.1.1"
+vlans = [{ vlan = 0, vni = 42 }]
+"#;
+
+const B_VTEP: [u8; 4] = [10, 250, 1, 2];
+
+fn switch() -> &'static Snapshot {
+    static SNAP: OnceLock<Snapshot> = OnceLock::new();
+    SNAP.get_or_init(|| {
+        let cfg = Config::from_toml_str(CONFIG).expect("fuzz config");
+        let mut sw = Switch::new(cfg, Timestamp(0)).expect("fuzz switch");
+        sw.set_topology(Topology {
+            hosts: vec![TopologyHost {
+                name: "host-b".into(),
+                vtep: B_VTEP.into(),
+            }],
+            ports: vec![TopologyPort {
+                name: "vm3".into(),
+                host: "host-b".into(),
+                mac: "02:00:00:00:00:03".parse().expect("mac"),
+                ips: vec!["10.0.0.3".parse().expect("ip"), "fd00::3".parse().expect("ip")],
+                allowed_address_pairs: vec![],
+                vlan: 0,
+            }],
+        });
+        (*sw.snapshot()).clone()
+    })
+}
+
+fn overlay_step(data: &[u8]) {
+    let snap = switch();
+    let mut fx = Effects::default();
+    let mut out = Recorder::default();
+    let mut buf = data.to_vec();
+    let v = step_overlay(snap, B_VTEP.into(), &mut buf, Timestamp(1), &mut fx, &mut out);
+    assert!(
+        !matches!(v, Verdict::Answered | Verdict::ToRemote { .. } | Verdict::ToSwitch),
+        "{v:?} for a frame from another host"
+    );
+    assert!(out.sent_remote.is_empty(), "relayed to another host");
+    assert!(fx.flood_remote.is_empty(), "replicated to another host");
+    assert!(out.signals.is_empty(), "a frame from another host signalled");
+    if let Verdict::Forward { port, .. } = v {
+        assert!(port.index() < snap.ports.len(), "forward to {port:?}");
+        assert_eq!(out.sent_to, vec![port]);
+    }
+    assert!(out.sent_to.iter().all(|p| *p != PortId(u32::MAX)));
+    let mut buf = data.to_vec();
+    let v = step_overlay(snap, [192, 0, 2, 1].into(), &mut buf, Timestamp(1), &mut fx, &mut out);
+    assert_eq!(v, Verdict::Drop(DropReason::UnknownVtep));
+}
+
 fuzz_target!(|data: &[u8]| {
+    overlay_step(data);
     match vxlan::decap(data) {
         Ok((vni, inner)) => {
             assert!(vni.get() <= vxlan::Vni::MAX, "VNI {vni} over 24 bits");
