@@ -5,7 +5,7 @@
 //! `port_drops_total{reason}`, `port_up`, `fdb_learned_entries`, `vip_epoch`,
 //! `vip_owners`, `vip_owner{port}` (1 for each current owner), `vip_moves_recorded`,
 //! `vip_hijack_attempts_total`, `vip_pending_claim`; in cluster mode the overlay's
-//! `overlay_*` families ([`overlay`]).
+//! `overlay_*` families (`metrics/overlay.rs`, private).
 
 use std::fmt::Write;
 
