@@ -199,6 +199,8 @@ pub struct Vm {
 /// program, so the PID is the program's. Killed (that PID only) on drop.
 pub struct Background {
     child: Option<Child>,
+    /// Where stdout and stderr go ([`Cluster::spawn_logged`]); piped otherwise.
+    log: Option<PathBuf>,
 }
 
 impl Background {
@@ -211,7 +213,65 @@ impl Background {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {args:?} in {ns}: {e}"));
-        Background { child: Some(child) }
+        Background {
+            child: Some(child),
+            log: None,
+        }
+    }
+
+    fn spawn_logged(ns: &str, args: &[&str], log: PathBuf) -> Background {
+        let f = fs::File::create(&log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {ns}: {e}"));
+        Background {
+            child: Some(child),
+            log: Some(log),
+        }
+    }
+
+    /// What a [`Cluster::spawn_logged`] process printed so far.
+    pub fn output(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
+    /// Waits (at most `timeout`) until its output contains `needle`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.output().contains(needle)).is_some()
+    }
+
+    /// Sends `sig` to the process (by the PID we spawned; it has not been reaped).
+    pub fn signal(&self, sig: libc::c_int) {
+        if let Some(pid) = self
+            .child
+            .as_ref()
+            .and_then(|c| libc::pid_t::try_from(c.id()).ok())
+        {
+            // SAFETY: kill(2) on the PID of a child we spawned and still hold (not reaped),
+            // so it cannot name a recycled process.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+
+    /// Sends `sig`, waits (at most `timeout`, then SIGKILL) for the end; its output.
+    pub fn stop_with(mut self, sig: libc::c_int, timeout: Duration) -> String {
+        self.signal(sig);
+        if let Some(mut c) = self.child.take() {
+            let gone = wait_until(timeout, || matches!(c.try_wait(), Ok(Some(_))));
+            if gone.is_none() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        self.output()
     }
 
     /// Waits for it to end (bound it with `timeout N` or a count) and returns stdout +
@@ -220,6 +280,11 @@ impl Background {
         let Some(c) = self.child.take() else {
             return String::new();
         };
+        if self.log.is_some() {
+            let mut c = c;
+            let _ = c.wait();
+            return self.output();
+        }
         match c.wait_with_output() {
             Ok(o) => format!(
                 "{}{}",
@@ -820,6 +885,41 @@ impl Cluster {
     /// capture); killed by its PID when the handle is dropped.
     pub fn spawn_in_vm(&self, port: &str, args: &[&str]) -> Background {
         Background::spawn(&self.vms[port].ns, args)
+    }
+
+    /// Starts `args` in the background inside the VM of `port`, its stdout and stderr going
+    /// to `<lab dir>/<file>` (read with [`Background::output`]).
+    pub fn spawn_logged(&self, port: &str, file: &str, args: &[&str]) -> Background {
+        Background::spawn_logged(&self.vms[port].ns, args, self.dir.join(file))
+    }
+
+    /// Starts `args` in the background in the test's own namespace (e.g. `vswitch ctl watch`
+    /// on a host's socket), logged to `<lab dir>/<file>`.
+    pub fn spawn_logged_root(&self, file: &str, args: &[&str]) -> Background {
+        let f = fs::File::create(self.dir.join(file)).unwrap();
+        let child = Command::new(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
+        Background {
+            child: Some(child),
+            log: Some(self.dir.join(file)),
+        }
+    }
+
+    /// Starts `args` in the background in the fabric namespace, logged to `<lab dir>/<file>`.
+    pub fn spawn_fabric_logged(&self, file: &str, args: &[&str]) -> Background {
+        Background::spawn_logged(&self.fabric, args, self.dir.join(file))
+    }
+
+    /// Writes `contents` to `<lab dir>/<file>`; its path.
+    pub fn write_file(&self, file: &str, contents: &str) -> PathBuf {
+        let p = self.dir.join(file);
+        fs::write(&p, contents).unwrap();
+        p
     }
 
     /// Starts `args` in the background inside host `name`'s namespace (e.g. a tcpdump of
