@@ -7,7 +7,8 @@
 //!   [`FdbEntryView`]s, `show vips` → [`VipView`]s, `show stats` → [`PortStatsView`]s,
 //!   `vip-move` → [`MoveResult`], `vip-release` → [`ReleaseResult`], `port-admin` →
 //!   [`PortAdminResult`], `reload` → [`ReloadResult`], `metrics` → the Prometheus text,
-//!   `show hosts` → [`HostView`]s (answered by the agent, see [`hosts`]),
+//!   `show hosts` → [`HostView`]s (answered by the agent, see [`hosts`]), the cluster
+//!   commands → the views of [`cluster`],
 //!   `watch` → [`WatchStarted`] followed by a stream of [`Event`]s;
 //! - on the control socket an answer is `{"ok": <view>}` and a refusal
 //!   `{"error": "<CtlError's message>"}`, one line each. A view serializes to exactly the
@@ -27,6 +28,7 @@ use serde::Serialize;
 
 use crate::datapath::Command;
 
+pub mod cluster;
 mod error;
 mod event;
 mod fdb;
@@ -36,6 +38,10 @@ mod results;
 mod stats;
 mod vips;
 
+pub use cluster::{
+    ClusterApplyResult, ClusterResult, ClusterVipsResult, ClusterWriteView, SkippedVip,
+    WriteOwnerView,
+};
 pub use error::CtlError;
 pub use event::{Event, SUBSCRIBER_QUEUE};
 pub use fdb::FdbEntryView;
@@ -43,7 +49,9 @@ pub use hosts::{HostView, PortClashView};
 pub use ports::{AddressPairView, PortView};
 pub use results::{MoveResult, PortAdminResult, ReleaseResult, ReloadResult, WatchStarted};
 pub use stats::PortStatsView;
-pub use vips::{HijackView, LastClaimView, MoveView, OwnerView, PendingView, VipView};
+pub use vips::{
+    HijackView, LastClaimView, MoveView, OwnerView, PendingView, RemoteOwnerView, VipView,
+};
 
 /// The answer to a command: a view of the state, or why it was refused.
 pub type Reply = Result<View, CtlError>;
@@ -74,6 +82,16 @@ pub enum View {
     Metrics(String),
     /// `watch`: the stream starts.
     Watching(WatchStarted),
+    /// The in-process cluster commands that change the switch.
+    Cluster(ClusterResult),
+    /// `cluster-writes`.
+    ClusterWrites(Vec<ClusterWriteView>),
+    /// `cluster-vips`.
+    ClusterVips(ClusterVipsResult),
+    /// `cluster apply`.
+    ClusterApplied(ClusterApplyResult),
+    /// `cluster show`.
+    ClusterDefs(Vec<crate::config::VipDef>),
 }
 
 impl View {
@@ -99,6 +117,16 @@ impl View {
             Command::Reload => View::Reloaded(de(v)?),
             Command::Metrics => View::Metrics(de(v)?),
             Command::Watch => View::Watching(de(v)?),
+            Command::ClusterOwner { .. }
+            | Command::ClusterRelease { .. }
+            | Command::ClusterConfirm { .. }
+            | Command::ClusterCandidate { .. }
+            | Command::ClusterCandidateGone { .. }
+            | Command::ClusterHostGone { .. } => View::Cluster(de(v)?),
+            Command::ClusterWrites => View::ClusterWrites(de(v)?),
+            Command::ClusterVips { .. } => View::ClusterVips(de(v)?),
+            Command::ClusterApply { .. } => View::ClusterApplied(de(v)?),
+            Command::ClusterShow => View::ClusterDefs(de(v)?),
         })
     }
 }
