@@ -56,6 +56,14 @@ pub fn view(v: &View) -> String {
         View::Stats(s) => stats(s),
         View::Hosts(h) => hosts(h),
         View::Metrics(text) => text.clone(),
+        View::ClusterDefs(d) if d.is_empty() => "no cluster vip groups\n".into(),
+        View::ClusterDefs(d) => vswitch::config::vip_defs_to_toml(d),
+        View::ClusterApplied(r) => format!(
+            "cluster vip groups written: {}; deleted: {} (etcd revision {})\n",
+            list(&r.written),
+            list(&r.deleted),
+            r.revision
+        ),
         other => result(other),
     }
 }

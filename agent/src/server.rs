@@ -277,6 +277,8 @@ pub(crate) fn dispatch(ctl: &ControlHandle, cluster: &ClusterView, cmd: Command)
             cmd: cmd_name(&cmd),
         }),
         (Command::ShowHosts, Some(c)) => Ok(View::Hosts(c.hosts_view())),
+        (Command::ClusterShow, Some(c)) => Ok(View::ClusterDefs(c.defs_view())),
+        (Command::ClusterApply { toml }, Some(c)) => c.apply(&toml).map(View::ClusterApplied),
         (Command::Metrics, Some(c)) => match ctl.call(Command::Metrics) {
             Ok(View::Metrics(t)) => Ok(View::Metrics(t + &c.metrics())),
             other => other,

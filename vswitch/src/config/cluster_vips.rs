@@ -44,6 +44,16 @@ pub fn cluster_vip_configs(defs: &[VipDef]) -> Result<Vec<VipConfig>, ConfigErro
     super::validate::validate_cluster_vips(defs)
 }
 
+/// Definitions as a TOML text of `[[vip]]` tables (what `cluster show` prints; `cluster
+/// apply` reads it back).
+pub fn vip_defs_to_toml(defs: &[VipDef]) -> String {
+    #[derive(serde::Serialize)]
+    struct Out<'a> {
+        vip: &'a [VipDef],
+    }
+    toml::to_string(&Out { vip: defs }).unwrap_or_default()
+}
+
 /// A cluster group with the VLAN its candidates are in (as the cluster's port records
 /// say; a local candidate's VLAN wins in [`merge_cluster_vips`]).
 #[derive(Clone, Debug, PartialEq)]

@@ -44,6 +44,8 @@ candidates = ["web1", "web2"]
     let json = serde_json::to_vec(&d[0]).unwrap();
     let back: VipDef = serde_json::from_slice(&json).unwrap();
     assert_eq!(back, d[0]);
+    // and through the TOML `cluster show` prints
+    assert_eq!(vip_defs_from_toml(&vip_defs_to_toml(&d)).unwrap(), d);
 }
 
 #[test]
