@@ -120,6 +120,20 @@ enum CtlCmd {
     /// Follow the switch's events (VIP moves, claims, hijacks, ports up/down, reloads), one
     /// line each, until Ctrl-C or the switch stops; `--json`: one JSON object per line.
     Watch,
+    /// Cluster VIP groups in etcd (multi-host mode).
+    Cluster {
+        #[command(subcommand)]
+        op: ClusterOp,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClusterOp {
+    /// Validate FILE (a TOML of `[[vip]]` tables) and make it the cluster's set of VIP
+    /// groups in etcd, in one transaction: groups not in FILE are deleted.
+    Apply { file: PathBuf },
+    /// Print the cluster's VIP groups (as `[[vip]]` tables).
+    Show,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -267,6 +281,15 @@ fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
             ShowWhat::Stats => Command::ShowStats,
             ShowWhat::Hosts => Command::ShowHosts,
         },
+        CtlCmd::Cluster {
+            op: ClusterOp::Apply { file },
+        } => Command::ClusterApply {
+            toml: std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+        },
+        CtlCmd::Cluster {
+            op: ClusterOp::Show,
+        } => Command::ClusterShow,
         CtlCmd::Vip {
             op: VipOp::Move { vip, port },
         } => Command::VipMove { vip, port },

@@ -56,6 +56,14 @@ pub fn view(v: &View) -> String {
         View::Stats(s) => stats(s),
         View::Hosts(h) => hosts(h),
         View::Metrics(text) => text.clone(),
+        View::ClusterDefs(d) if d.is_empty() => "no cluster vip groups\n".into(),
+        View::ClusterDefs(d) => vswitch::config::vip_defs_to_toml(d),
+        View::ClusterApplied(r) => format!(
+            "cluster vip groups written: {}; deleted: {} (etcd revision {})\n",
+            list(&r.written),
+            list(&r.deleted),
+            r.revision
+        ),
         other => result(other),
     }
 }
@@ -149,20 +157,28 @@ pub fn fdb(v: &[FdbEntryView]) -> String {
 pub fn vips(v: &[VipView]) -> String {
     let mut out = String::new();
     for g in v {
+        let mac = |m: &str, m6: &str| {
+            if m6 == m {
+                format!("({m})")
+            } else {
+                format!("({m}, IPv6 {m6})")
+            }
+        };
         let owners: Vec<String> = g
             .owners
             .iter()
-            .map(|o| {
-                if o.mac6 == o.mac {
-                    format!("{} ({})", o.port, o.mac)
-                } else {
-                    format!("{} ({}, IPv6 {})", o.port, o.mac, o.mac6)
-                }
-            })
+            .map(|o| format!("{} {}", o.port, mac(&o.mac, &o.mac6)))
+            .chain(
+                g.remote_owners
+                    .iter()
+                    .map(|o| format!("{} @ {} {}", o.port, o.host, mac(&o.mac, &o.mac6))),
+            )
             .collect();
+        let mut candidates = g.candidates.clone();
+        candidates.extend(g.remote_candidates.iter().cloned());
         let _ = writeln!(out, "vip {} [{}]", g.name, g.mode);
         let _ = writeln!(out, "  addresses:   {}", list(&g.addresses));
-        let _ = writeln!(out, "  candidates:  {}", list(&g.candidates));
+        let _ = writeln!(out, "  candidates:  {}", list(&candidates));
         let _ = writeln!(
             out,
             "  owner(s):    {}",
@@ -297,7 +313,24 @@ mod tests {
             hijack_attempts: 0,
             discovering: false,
             last_hijack: None,
+            remote_owners: vec![],
+            remote_candidates: vec!["b2@host-b".into()],
         };
+        let mut remote = g.clone();
+        remote.owners.clear();
+        remote.remote_owners.push(vswitch::view::RemoteOwnerView {
+            port: "b2".into(),
+            host: "host-b".into(),
+            mac: "02:00:00:00:00:b2".into(),
+            mac6: "02:00:00:00:00:b2".into(),
+            since_secs_ago: 1.0,
+        });
+        let r = vips(&[remote]);
+        assert!(
+            r.contains("  owner(s):    b2 @ host-b (02:00:00:00:00:b2)\n"),
+            "{r}"
+        );
+        assert!(r.contains("  candidates:  a,b,b2@host-b\n"), "{r}");
         let out = vips(&[g]);
         assert!(out.starts_with("vip web [active-passive]\n"), "{out}");
         assert!(

@@ -273,7 +273,12 @@ pub type ClusterView = Option<Arc<crate::cluster::ClusterState>>;
 /// `ClusterOff`) by the control thread.
 pub(crate) fn dispatch(ctl: &ControlHandle, cluster: &ClusterView, cmd: Command) -> Reply {
     match (cmd, cluster) {
+        (cmd, _) if cmd.agent_only() => Err(CtlError::AgentOnly {
+            cmd: cmd_name(&cmd),
+        }),
         (Command::ShowHosts, Some(c)) => Ok(View::Hosts(c.hosts_view())),
+        (Command::ClusterShow, Some(c)) => Ok(View::ClusterDefs(c.defs_view())),
+        (Command::ClusterApply { toml }, Some(c)) => c.apply(&toml).map(View::ClusterApplied),
         (Command::Metrics, Some(c)) => match ctl.call(Command::Metrics) {
             Ok(View::Metrics(t)) => Ok(View::Metrics(t + &c.metrics())),
             other => other,
@@ -784,6 +789,22 @@ mod tests {
                 up: true
             }),
             "port-admin"
+        );
+    }
+
+    #[test]
+    fn agent_only_commands_are_refused_by_name() {
+        let c = Command::ClusterHostGone { host: "h".into() };
+        assert!(c.agent_only() && c.mutates());
+        assert!(!Command::ClusterApply {
+            toml: String::new()
+        }
+        .agent_only());
+        assert!(!Command::ClusterShow.agent_only());
+        let e = CtlError::AgentOnly { cmd: cmd_name(&c) }.to_string();
+        assert!(
+            e.starts_with("cluster-host-gone is sent by the cluster agent"),
+            "{e}"
         );
     }
 

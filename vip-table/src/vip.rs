@@ -787,9 +787,6 @@ pub enum VipError {
     /// No addresses.
     #[error("vip `{0}`: addresses is empty")]
     NoAddresses(String),
-    /// No candidates.
-    #[error("vip `{0}`: candidates is empty")]
-    NoCandidates(String),
     /// An initial owner is not a candidate, or A/P has several.
     #[error("vip `{0}`: {1}")]
     BadOwners(String, &'static str),
@@ -813,7 +810,9 @@ pub struct VipTable {
 }
 
 impl VipTable {
-    /// Build a table from specs, validating names, addresses and owners.
+    /// Build a table from specs, validating names, addresses and owners. A group may have
+    /// no local candidate: a cluster group whose candidates are all on other hosts (this
+    /// switch still steers to and answers for its remote owner).
     pub fn new(specs: Vec<VipSpec>, now: Timestamp) -> Result<Self, VipError> {
         let mut groups: Vec<Arc<VipGroup>> = Vec::new();
         let mut index = VipIndex::default();
@@ -824,9 +823,6 @@ impl VipTable {
             }
             if spec.addresses.is_empty() {
                 return Err(VipError::NoAddresses(spec.name));
-            }
-            if spec.candidates.is_empty() {
-                return Err(VipError::NoCandidates(spec.name));
             }
             if spec.mode == VipMode::ActivePassive && spec.initial_owners.len() > 1 {
                 return Err(VipError::BadOwners(

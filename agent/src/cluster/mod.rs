@@ -36,17 +36,66 @@
 
 pub mod schema;
 mod session;
+mod sync;
 mod topology;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use vswitch::config::ClusterSettings;
+use vswitch::config::{ClusterSettings, VipDef};
 use vswitch::datapath::{Command, ControlHandle};
-use vswitch::view::{Event, HostView, PortClashView, PortView, View};
+use vswitch::view::{ClusterApplyResult, CtlError, Event, HostView, PortClashView, PortView, View};
 
-use schema::{HostRecord, PortRecord};
+use schema::{HostRecord, OwnerRecord, PortRecord};
+
+/// Bucket bounds (seconds) of `vswitch_vip_move_propagation_seconds`.
+const PROPAGATION_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// A Prometheus histogram (cumulative buckets of [`PROPAGATION_BUCKETS`]).
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; 12],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, v: f64) {
+        for (c, b) in self.counts.iter_mut().zip(PROPAGATION_BUCKETS) {
+            if v <= b {
+                *c += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+
+    fn render(&self, name: &str, out: &mut String) {
+        use std::fmt::Write;
+        for (c, b) in self.counts.iter().zip(PROPAGATION_BUCKETS) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum {}", self.sum);
+        let _ = writeln!(out, "{name}_count {}", self.count);
+    }
+}
+
+/// Ownership counters.
+#[derive(Debug, Default)]
+struct OwnerStats {
+    /// Ownership records written (transactions won).
+    writes: u64,
+    /// Writes that lost to another host's (the winner's record was applied).
+    conflicts_lost: u64,
+    /// Writes pending in the switch at the last look.
+    pending: u64,
+    /// Claim arrival on the claiming switch → move installed here (same boot only).
+    propagation: Histogram,
+}
 
 /// The local etcd session's state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +143,11 @@ struct Inner {
     malformed: u64,
     /// Sessions started (1 = the first).
     sessions: u64,
+    /// Cluster VIP group definitions, by name.
+    vips: BTreeMap<String, VipDef>,
+    /// Ownership records with their `mod_revision`, by group name.
+    owners: BTreeMap<String, (OwnerRecord, i64)>,
+    stats: OwnerStats,
 }
 
 /// The cluster view shared by the session and the control socket.
@@ -102,11 +156,14 @@ pub struct ClusterState {
     /// This host's own record (what it writes).
     local: HostRecord,
     inner: Mutex<Inner>,
+    /// To the session (operator requests that need etcd).
+    tx: tokio::sync::mpsc::UnboundedSender<ToSession>,
 }
 
 impl ClusterState {
-    fn new(local: HostRecord) -> ClusterState {
+    fn new(local: HostRecord, tx: tokio::sync::mpsc::UnboundedSender<ToSession>) -> ClusterState {
         ClusterState {
+            tx,
             local,
             inner: Mutex::new(Inner {
                 session: SessionState::Connecting,
@@ -116,6 +173,9 @@ impl ClusterState {
                 clashes: Vec::new(),
                 malformed: 0,
                 sessions: 0,
+                vips: BTreeMap::new(),
+                owners: BTreeMap::new(),
+                stats: OwnerStats::default(),
             }),
         }
     }
@@ -154,11 +214,62 @@ impl ClusterState {
         out
     }
 
+    /// `cluster show`: the groups in etcd (as last read).
+    pub fn defs_view(&self) -> Vec<VipDef> {
+        self.lock().vips.values().cloned().collect()
+    }
+
+    /// `cluster apply`: validate `toml` (`[[vip]]` tables) and write it to etcd as the
+    /// cluster's set of groups, through the session (at most ~10 s).
+    pub fn apply(&self, toml: &str) -> Result<ClusterApplyResult, CtlError> {
+        let defs =
+            vswitch::config::vip_defs_from_toml(toml).map_err(|e| CtlError::InvalidConfig {
+                message: e.to_string(),
+            })?;
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
+        self.tx
+            .send(ToSession::Apply { defs, reply })
+            .map_err(|_| CtlError::ShuttingDown)?;
+        match done.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(CtlError::Remote {
+                message: format!("etcd: {e}; nothing changed"),
+            }),
+            Err(_) => Err(CtlError::Remote {
+                message: "the etcd session is not up (no answer within 10s); nothing changed"
+                    .into(),
+            }),
+        }
+    }
+
     /// Prometheus lines for the cluster (appended to the switch's metrics).
     pub fn metrics(&self) -> String {
         let g = self.lock();
         let remote = g.hosts.keys().filter(|h| **h != self.local.host).count();
-        format!(
+        let mut owners = format!(
+            "# HELP vswitch_cluster_owner_writes_total Ownership records written to etcd (transactions won).\n\
+             # TYPE vswitch_cluster_owner_writes_total counter\n\
+             vswitch_cluster_owner_writes_total {}\n\
+             # HELP vswitch_cluster_owner_conflicts_lost_total Ownership writes that lost to another host's; its record was applied.\n\
+             # TYPE vswitch_cluster_owner_conflicts_lost_total counter\n\
+             vswitch_cluster_owner_conflicts_lost_total {}\n\
+             # HELP vswitch_cluster_owner_writes_pending Local ownership changes not yet written to etcd.\n\
+             # TYPE vswitch_cluster_owner_writes_pending gauge\n\
+             vswitch_cluster_owner_writes_pending {}\n\
+             # HELP vswitch_cluster_vips Cluster VIP groups in etcd.\n\
+             # TYPE vswitch_cluster_vips gauge\n\
+             vswitch_cluster_vips {}\n\
+             # HELP vswitch_vip_move_propagation_seconds From a claim's arrival on the claiming host's switch to the move installed here (same boot only).\n\
+             # TYPE vswitch_vip_move_propagation_seconds histogram\n",
+            g.stats.writes,
+            g.stats.conflicts_lost,
+            g.stats.pending,
+            g.vips.len(),
+        );
+        g.stats
+            .propagation
+            .render("vswitch_vip_move_propagation_seconds", &mut owners);
+        owners + &format!(
             "# HELP vswitch_cluster_session_state The etcd session: 0 down, 1 connecting, 2 up.\n\
              # TYPE vswitch_cluster_session_state gauge\n\
              vswitch_cluster_session_state {}\n\
@@ -182,11 +293,18 @@ impl ClusterState {
     }
 }
 
-/// What the event thread hands the session.
+/// What the event thread and the control socket hand the session.
 #[derive(Debug)]
 pub(crate) enum ToSession {
     /// The switch's ports now (at start and after each reload).
     Ports(Vec<PortView>),
+    /// A local VIP change: look at the switch's pending writes.
+    Writes,
+    /// `cluster apply`.
+    Apply {
+        defs: Vec<VipDef>,
+        reply: std::sync::mpsc::SyncSender<Result<ClusterApplyResult, String>>,
+    },
 }
 
 /// A running cluster agent.
@@ -208,13 +326,16 @@ impl Cluster {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
-        let state = Arc::new(ClusterState::new(HostRecord {
-            host: settings.host.clone(),
-            vtep: settings.vtep.to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            started_at_ms,
-        }));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<ToSession>();
+        let state = Arc::new(ClusterState::new(
+            HostRecord {
+                host: settings.host.clone(),
+                vtep: settings.vtep.to_string(),
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                started_at_ms,
+            },
+            tx.clone(),
+        ));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
 
         // the event follower: ports at start, again after every reload
@@ -231,10 +352,22 @@ impl Cluster {
         let first = ports(&ctl).unwrap_or_default();
         let _ = tx.send(ToSession::Ports(first));
         let started_with = settings.clone();
+        let session_ctl = ctl.clone();
         std::thread::Builder::new()
             .name("cluster-events".into())
             .spawn(move || {
                 for ev in events.iter() {
+                    // a local VIP change may have to be written to etcd
+                    let local_vip = matches!(
+                        &ev,
+                        Event::VipMoved { remote: false, .. }
+                            | Event::VipClaimPending { .. }
+                            | Event::VipRestored { .. }
+                            | Event::VipSplitBrain { .. }
+                    );
+                    if local_vip && tx.send(ToSession::Writes).is_err() {
+                        break;
+                    }
                     // a lagged subscriber may have missed a reload: read the ports again
                     let lagged = matches!(ev, Event::Lagged { .. });
                     if let Event::Reloaded { .. } | Event::Lagged { .. } = ev {
@@ -265,7 +398,9 @@ impl Cluster {
         let st = state.clone();
         let thread = std::thread::Builder::new()
             .name("cluster".into())
-            .spawn(move || runtime.block_on(session::run(settings, st, rx, stop_rx, feed)))
+            .spawn(move || {
+                runtime.block_on(session::run(settings, st, session_ctl, rx, stop_rx, feed))
+            })
             .map_err(|e| format!("cluster: cannot start the session thread: {e}"))?;
         Ok(Cluster {
             state,
@@ -311,7 +446,8 @@ mod tests {
 
     #[test]
     fn hosts_view_lists_this_host_first_and_counts_ports() {
-        let s = ClusterState::new(host("host-b"));
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let s = ClusterState::new(host("host-b"), tx);
         {
             let mut g = s.lock();
             g.hosts.insert("host-a".into(), host("host-a"));

@@ -3,6 +3,8 @@
 //! ```text
 //! /vswitch/v1/hosts/<host>   HostRecord (JSON)   under the host's lease
 //! /vswitch/v1/ports/<port>   PortRecord (JSON)   under the lease of the host that has the port
+//! /vswitch/v1/vips/<vip>     VipDef (JSON)       no lease; written by `ctl cluster apply`
+//! /vswitch/v1/owners/<vip>   OwnerRecord (JSON)  no lease; written by the claiming host
 //! ```
 //!
 //! Host and port names are validated names (`[a-z0-9-]` hosts, `[A-Za-z0-9_.-]` ports), so
@@ -21,6 +23,20 @@ pub const PREFIX: &str = "/vswitch/v1/";
 pub const HOSTS: &str = "/vswitch/v1/hosts/";
 /// The prefix of port records.
 pub const PORTS: &str = "/vswitch/v1/ports/";
+/// The prefix of cluster VIP group definitions.
+pub const VIPS: &str = "/vswitch/v1/vips/";
+/// The prefix of ownership records.
+pub const OWNERS: &str = "/vswitch/v1/owners/";
+
+/// `/vswitch/v1/vips/<vip>`.
+pub fn vip_key(vip: &str) -> String {
+    format!("{VIPS}{vip}")
+}
+
+/// `/vswitch/v1/owners/<vip>`.
+pub fn owner_key(vip: &str) -> String {
+    format!("{OWNERS}{vip}")
+}
 
 /// `/vswitch/v1/hosts/<host>`.
 pub fn host_key(host: &str) -> String {
@@ -39,6 +55,10 @@ pub enum Key {
     Host(String),
     /// A port record.
     Port(String),
+    /// A cluster VIP group.
+    Vip(String),
+    /// The ownership record of a VIP group.
+    Owner(String),
 }
 
 /// The object a key names; `None` for keys outside the schema (another prefix, an empty
@@ -50,6 +70,10 @@ pub fn parse_key(key: &[u8]) -> Option<Key> {
         name(rest).map(Key::Host)
     } else if let Some(rest) = key.strip_prefix(PORTS) {
         name(rest).map(Key::Port)
+    } else if let Some(rest) = key.strip_prefix(VIPS) {
+        name(rest).map(Key::Vip)
+    } else if let Some(rest) = key.strip_prefix(OWNERS) {
+        name(rest).map(Key::Owner)
     } else {
         None
     }
@@ -116,6 +140,66 @@ impl PortRecord {
     }
 }
 
+/// The ownership record of a VIP group: `/vswitch/v1/owners/<vip>`. Not under a lease:
+/// ownership outlives its writer (the others drop a dead host's owners when its host
+/// record goes). Its order is `(epoch, mod_revision)`, see `vip_table::Stamp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRecord {
+    /// The group's epoch the record was written at.
+    pub epoch: u64,
+    /// The owners (active-passive: zero or one).
+    pub owners: Vec<OwnerEntry>,
+    /// When the claim arrived on the writer's switch.
+    pub moved_at: MovedAt,
+}
+
+/// One owner in an [`OwnerRecord`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerEntry {
+    /// The owner port's host.
+    pub host: String,
+    /// The owner port (cluster-unique name).
+    pub port: String,
+    /// Its IPv4 MAC.
+    pub mac: String,
+    /// Its IPv6 MAC.
+    pub mac6: String,
+}
+
+/// A time on the writer's switch clock: meaningful to a reader only on the same boot.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedAt {
+    /// `CLOCK_MONOTONIC`, ns.
+    pub ns: u64,
+    /// The writer's `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: String,
+}
+
+/// A VIP group definition whose name agrees with its key (the rules of `[[vip]]` are
+/// checked by the switch when it installs it).
+pub fn decode_vip(name: &str, value: &[u8]) -> Result<vswitch::config::VipDef, String> {
+    let d: vswitch::config::VipDef = decode(value)?;
+    if d.name.as_deref() != Some(name) {
+        return Err(format!(
+            "the record names vip {:?}, its key {name:?}",
+            d.name
+        ));
+    }
+    Ok(d)
+}
+
+/// An ownership record (every owner names a host and a port).
+pub fn decode_owner(value: &[u8]) -> Result<OwnerRecord, String> {
+    let r: OwnerRecord = decode(value)?;
+    if r.owners
+        .iter()
+        .any(|o| o.host.is_empty() || o.port.is_empty())
+    {
+        return Err("an owner with an empty host or port".into());
+    }
+    Ok(r)
+}
+
 /// A record's JSON bytes.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     // Records are strings, numbers and lists of them: serializing cannot fail.
@@ -180,7 +264,8 @@ mod tests {
             b"/vswitch/v1/ports/",
             b"/vswitch/v1/ports/a/b",
             b"/vswitch/v2/hosts/a",
-            b"/vswitch/v1/vips/web",
+            b"/vswitch/v1/vips/",
+            b"/vswitch/v1/owners/a/b",
             b"/other",
             b"",
             b"/vswitch/v1/hosts/\xff",
@@ -233,6 +318,48 @@ mod tests {
         assert_eq!(v["allowed_address_pairs"][0]["ip"], "10.0.0.100/32");
         assert_eq!(decode_port("web1", &bytes).unwrap(), r);
         assert!(decode_port("web2", &bytes).is_err());
+    }
+
+    #[test]
+    fn vip_and_owner_records() {
+        assert_eq!(
+            parse_key(b"/vswitch/v1/vips/web"),
+            Some(Key::Vip("web".into()))
+        );
+        assert_eq!(
+            parse_key(owner_key("web").as_bytes()),
+            Some(Key::Owner("web".into()))
+        );
+        let def = br#"{"name":"web","addresses":["10.0.0.100"],"candidates":["a","b"]}"#;
+        assert_eq!(decode_vip("web", def).unwrap().candidates, vec!["a", "b"]);
+        assert!(decode_vip("db", def).is_err());
+        assert!(decode_vip("web", br#"{"name":"web","candidatez":[]}"#).is_err());
+        let r = OwnerRecord {
+            epoch: 7,
+            owners: vec![OwnerEntry {
+                host: "host-b".into(),
+                port: "web2".into(),
+                mac: "02:00:00:00:00:02".into(),
+                mac6: "02:00:00:00:00:02".into(),
+            }],
+            moved_at: MovedAt {
+                ns: 5,
+                boot_id: "b".into(),
+            },
+        };
+        let bytes = encode(&r);
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["owners"][0]["host"], "host-b");
+        assert_eq!(v["moved_at"]["ns"], 5);
+        assert_eq!(decode_owner(&bytes).unwrap(), r);
+        for bad in [
+            &b"{}"[..],
+            b"\xff",
+            br#"{"epoch":-1,"owners":[],"moved_at":{"ns":0,"boot_id":""}}"#,
+            br#"{"epoch":1,"owners":[{"host":"","port":"p","mac":"m","mac6":"m"}],"moved_at":{"ns":0,"boot_id":""}}"#,
+        ] {
+            assert!(decode_owner(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,11 +13,16 @@ use etcd_client::{
 };
 use tokio::sync::{mpsc, watch};
 use vswitch::config::ClusterSettings;
+use vswitch::datapath::{Command, ControlHandle};
 use vswitch::view::{PortClashView, PortView};
 
-use super::schema::{self, Key, PortRecord};
+use super::schema::{self, Key, OwnerRecord, PortRecord};
+use super::sync::{self, Synced};
 use super::topology::Feed;
 use super::{ClusterState, SessionState, ToSession};
+
+/// How often the session looks for pending ownership writes even without a nudge.
+const WRITES_EVERY: Duration = Duration::from_secs(1);
 
 /// Deadline of one unary etcd call (lease grant, put, txn, get).
 const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -28,7 +33,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 type Error = String;
 
-async fn call<T>(
+pub(super) async fn call<T>(
     what: &str,
     f: impl std::future::Future<Output = Result<T, etcd_client::Error>>,
 ) -> Result<T, Error> {
@@ -56,10 +61,12 @@ struct Local {
 pub(super) async fn run(
     settings: ClusterSettings,
     state: Arc<ClusterState>,
+    ctl: ControlHandle,
     mut rx: mpsc::UnboundedReceiver<ToSession>,
     mut stop: watch::Receiver<bool>,
     feed: Feed,
 ) {
+    let mut synced = Synced::new(vswitch::state::boot_id());
     let mut local = Local {
         ports: Vec::new(),
         published: BTreeSet::new(),
@@ -76,7 +83,13 @@ pub(super) async fn run(
             g.sessions += 1;
         }
         let started = Instant::now();
-        match session(&settings, &state, &mut local, &mut rx, &mut stop, &feed).await {
+        let mut ctx = Ctx {
+            s: &settings,
+            state: &state,
+            ctl: &ctl,
+            synced: &mut synced,
+        };
+        match session(&mut ctx, &mut local, &mut rx, &mut stop, &feed).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(event = "cluster_session_lost", error = %e, "etcd session ended; reconnecting");
@@ -114,15 +127,23 @@ fn connect_options(s: &ClusterSettings) -> Result<ConnectOptions, Error> {
     Ok(o)
 }
 
+/// What a session works with.
+struct Ctx<'a> {
+    s: &'a ClusterSettings,
+    state: &'a ClusterState,
+    ctl: &'a ControlHandle,
+    synced: &'a mut Synced,
+}
+
 /// One session: Ok when stopped, Err when it broke.
 async fn session(
-    s: &ClusterSettings,
-    state: &ClusterState,
+    ctx: &mut Ctx<'_>,
     local: &mut Local,
     rx: &mut mpsc::UnboundedReceiver<ToSession>,
     stop: &mut watch::Receiver<bool>,
     feed: &Feed,
 ) -> Result<(), Error> {
+    let (s, state, ctl) = (ctx.s, ctx.state, ctx.ctl);
     let opts = connect_options(s)?;
     let mut client = call("connect", Client::connect(&s.endpoints, Some(opts))).await?;
     let ttl = s.lease_ttl_secs();
@@ -142,13 +163,27 @@ async fn session(
     .await?;
     let (mut keeper, mut acks) = call("lease keep-alive", client.lease_keep_alive(lease)).await?;
     // take whatever the switch reported meanwhile before registering
-    while let Ok(ToSession::Ports(p)) = rx.try_recv() {
-        local.ports = records(&s.host, &p);
+    while let Ok(m) = rx.try_recv() {
+        match m {
+            ToSession::Ports(p) => local.ports = records(&s.host, &p),
+            ToSession::Writes => {}
+            ToSession::Apply { reply, .. } => {
+                let _ = reply.send(Err("the etcd session is starting; try again".into()));
+            }
+        }
     }
     local.published.clear();
     publish_ports(&mut client, lease, s, state, local).await?;
+    let before: BTreeSet<String> = state.lock().hosts.keys().cloned().collect();
     let rev = resync(&mut client, state).await?;
     feed.send(state);
+    // hosts that left while this host was away from etcd
+    let after: BTreeSet<String> = state.lock().hosts.keys().cloned().collect();
+    for h in before.difference(&after) {
+        host_gone(ctl, &s.host, h).await;
+    }
+    sync::reconcile(ctl, state, ctx.synced).await;
+    sync::write_pending(&mut client, ctl, state, ctx.synced).await?;
     let mut events = call(
         "watch",
         client.watch(
@@ -175,6 +210,8 @@ async fn session(
     let mut tick = tokio::time::interval(ttl_d / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_ack = Instant::now();
+    let mut writes_tick = tokio::time::interval(WRITES_EVERY);
+    writes_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // the event thread ends only when the switch does; then the stop signal follows
     let mut switch_reports = true;
     loop {
@@ -200,8 +237,19 @@ async fn session(
                             resp.cancel_reason()
                         ));
                     }
-                    let freed = apply_events(state, &s.host, resp.events());
+                    let ch = apply_events(state, &s.host, resp.events());
                     feed.send(state);
+                    for h in &ch.hosts_gone {
+                        host_gone(ctl, &s.host, h).await;
+                    }
+                    if ch.topology {
+                        sync::reconcile(ctl, state, ctx.synced).await;
+                    } else {
+                        for (vip, rec, rev) in &ch.owners {
+                            sync::apply_owner(ctl, state, ctx.synced, vip, rec, *rev).await;
+                        }
+                    }
+                    let freed = ch.freed;
                     if freed.iter().any(|n| local.clashes.contains_key(n))
                         || !state_has_host(state, &s.host)
                     {
@@ -223,10 +271,27 @@ async fn session(
                 Ok(None) => return Err("watch stream closed".into()),
                 Err(e) => return Err(format!("watch: {e}")),
             },
+            _ = writes_tick.tick() => {
+                sync::write_pending(&mut client, ctl, state, ctx.synced).await?;
+            }
             m = rx.recv(), if switch_reports => match m {
                 Some(ToSession::Ports(p)) => {
                     local.ports = records(&s.host, &p);
                     publish_ports(&mut client, lease, s, state, local).await?;
+                    // the switch reloaded: its groups may have been rebuilt
+                    sync::forget(ctx.synced);
+                    sync::reconcile(ctl, state, ctx.synced).await;
+                }
+                Some(ToSession::Writes) => {
+                    sync::write_pending(&mut client, ctl, state, ctx.synced).await?;
+                }
+                Some(ToSession::Apply { defs, reply }) => {
+                    let r = sync::apply_defs(&mut client, state, defs).await;
+                    let failed = r.as_ref().err().cloned();
+                    let _ = reply.send(r);
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
                 }
                 None => switch_reports = false,
             },
@@ -237,6 +302,21 @@ async fn session(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Tell the switch that `host` left (its record is gone).
+async fn host_gone(ctl: &ControlHandle, me: &str, host: &str) {
+    if host == me {
+        return;
+    }
+    let ctl = ctl.clone();
+    let cmd = Command::ClusterHostGone {
+        host: host.to_string(),
+    };
+    let r = tokio::task::spawn_blocking(move || ctl.call(cmd)).await;
+    if !matches!(r, Ok(Ok(_))) {
+        tracing::warn!(host, "cannot tell the switch that a host left");
     }
 }
 
@@ -386,6 +466,8 @@ async fn resync(client: &mut Client, state: &ClusterState) -> Result<i64, Error>
     let mut g = state.lock();
     g.hosts.clear();
     g.ports.clear();
+    g.vips.clear();
+    g.owners.clear();
     for kv in resp.kvs() {
         apply_put(&mut g, kv);
     }
@@ -418,32 +500,79 @@ fn apply_put(g: &mut super::Inner, kv: &KeyValue) {
             }
             Err(e) => bad(g, e),
         },
+        Some(Key::Vip(v)) => match schema::decode_vip(&v, kv.value()) {
+            Ok(d) => {
+                g.vips.insert(v, d);
+            }
+            Err(e) => bad(g, e),
+        },
+        Some(Key::Owner(v)) => match schema::decode_owner(kv.value()) {
+            Ok(r) => {
+                g.owners.insert(v, (r, kv.mod_revision()));
+            }
+            Err(e) => bad(g, e),
+        },
         None => {}
     }
 }
 
-/// Apply watch events; the names of port records deleted.
-fn apply_events(state: &ClusterState, me: &str, events: &[etcd_client::Event]) -> Vec<String> {
-    let mut freed = Vec::new();
+/// What a batch of watch events changed.
+#[derive(Default)]
+struct Changes {
+    /// Port records deleted.
+    freed: Vec<String>,
+    /// Other hosts whose record was deleted.
+    hosts_gone: Vec<String>,
+    /// Hosts, ports or groups changed: reconcile the switch's groups and candidates.
+    topology: bool,
+    /// Ownership records written: (vip, record, mod_revision).
+    owners: Vec<(String, OwnerRecord, i64)>,
+}
+
+/// Apply watch events to the view; what they changed.
+fn apply_events(state: &ClusterState, me: &str, events: &[etcd_client::Event]) -> Changes {
+    let mut ch = Changes::default();
     let mut g = state.lock();
     for ev in events {
         let Some(kv) = ev.kv() else { continue };
+        let key = schema::parse_key(kv.key());
         match ev.event_type() {
-            EventType::Put => apply_put(&mut g, kv),
-            EventType::Delete => match schema::parse_key(kv.key()) {
+            EventType::Put => {
+                apply_put(&mut g, kv);
+                match &key {
+                    Some(Key::Owner(v)) => {
+                        if let Some((r, rev)) = g.owners.get(v) {
+                            ch.owners.push((v.clone(), r.clone(), *rev));
+                        }
+                    }
+                    Some(_) => ch.topology = true,
+                    None => {}
+                }
+            }
+            EventType::Delete => match key {
                 Some(Key::Host(h)) => {
                     let known = g.hosts.remove(&h).is_some();
                     if known && h != me {
                         tracing::info!(event = "cluster_host_down", host = %h, "host left the cluster");
+                        ch.hosts_gone.push(h);
                     }
+                    ch.topology = true;
                 }
                 Some(Key::Port(p)) => {
                     g.ports.remove(&p);
-                    freed.push(p);
+                    ch.freed.push(p);
+                    ch.topology = true;
+                }
+                Some(Key::Vip(v)) => {
+                    g.vips.remove(&v);
+                    ch.topology = true;
+                }
+                Some(Key::Owner(v)) => {
+                    g.owners.remove(&v);
                 }
                 None => {}
             },
         }
     }
-    freed
+    ch
 }

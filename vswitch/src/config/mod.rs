@@ -26,6 +26,7 @@ use std::time::Duration;
 use vip_table::{Damping, IpNet, MacAddr, VipMode};
 
 mod cluster;
+mod cluster_vips;
 mod explain;
 mod group;
 mod raw;
@@ -33,6 +34,10 @@ mod validate;
 
 pub use cluster::{
     ClusterSettings, ClusterTls, VlanVni, DEFAULT_LEASE_TTL_SECS, DEFAULT_UNDERLAY_MTU,
+};
+pub use cluster_vips::{
+    cluster_vip_configs, merge_cluster_vips, vip_defs_from_toml, vip_defs_to_toml, ClusterVip,
+    VipDef,
 };
 pub use group::{group_name, lookup_group};
 

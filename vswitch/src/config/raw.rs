@@ -7,7 +7,7 @@
 //! value types and field names — is enforced by serde, with `deny_unknown_fields` on
 //! every table.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vip_table::VipMode;
 
 /// The whole file.
@@ -91,23 +91,48 @@ pub(super) struct RawPair {
     pub mac: Option<String>,
 }
 
-/// `[[vip]]`.
-#[derive(Debug, Default, Deserialize)]
+/// `[[vip]]`: also the definition of a cluster VIP group (`vswitch ctl cluster apply`,
+/// the etcd record `/vswitch/v1/vips/<name>`), validated by the same rules.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawVip {
+pub struct RawVip {
+    /// Group name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Addresses.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// Ownership model.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<VipMode>,
+    /// Candidate port names.
     #[serde(default)]
     pub candidates: Vec<String>,
+    /// Initial owner (A/P).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Initial owners (A/A).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub owners: Option<Vec<String>>,
+    /// See [`super::VipConfig::release_on_port_loss`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub release_on_port_loss: Option<bool>,
+    /// See [`super::VipConfig::step_down_on_crash`].
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub step_down_on_crash: Option<bool>,
+    /// VRRP router id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub vrrp_vrid: Option<i64>,
+    /// A/A answer MAC.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub virtual_mac: Option<String>,
+    /// Damping: moves per window.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub damping_max_moves: Option<i64>,
+    /// Damping window.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub damping_window_secs: Option<f64>,
+    /// A/A owner liveness.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub owner_liveness_secs: Option<f64>,
 }

@@ -43,7 +43,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut v = Validator::default();
     let switch = v.switch(raw.switch.as_ref());
     let ports = v.ports(&raw.ports, &switch);
-    let vips = v.vips(&raw.vips, &ports, &switch);
+    let vips = v.vips(&raw.vips, &ports, &switch, Candidates::Local);
     let cluster = raw.cluster.as_ref().map(|c| {
         let facts: Vec<PortFacts<'_>> = ports
             .ports
@@ -65,6 +65,38 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             vips,
             cluster,
         })
+    } else {
+        Err(ConfigError::Invalid(v.errors))
+    }
+}
+
+/// Where a group's candidates may be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Candidates {
+    /// Ports of this file (`[[vip]]` of a configuration).
+    Local,
+    /// Ports anywhere in the cluster (a cluster group): any valid port name.
+    Cluster,
+}
+
+/// Validate cluster VIP group definitions: every rule of `[[vip]]` except that a
+/// candidate may be a port of any host (it needs only a valid name), and without the
+/// checks against a file's ports (fixed IPs, port MACs); damping defaults to the built-in
+/// switch defaults. `vlan` is 0 (the caller knows the candidates' VLAN).
+pub(super) fn validate_cluster_vips(raw: &[RawVip]) -> Result<Vec<VipConfig>, ConfigError> {
+    let mut v = Validator::default();
+    let switch = v.switch(None);
+    let ports = CheckedPorts {
+        ports: Vec::new(),
+        by_name: HashMap::new(),
+        labels: Vec::new(),
+        vlan_ok: Vec::new(),
+        fixed_ips: HashMap::new(),
+        macs: HashMap::new(),
+    };
+    let vips = v.vips(raw, &ports, &switch, Candidates::Cluster);
+    if v.errors.is_empty() {
+        Ok(vips)
     } else {
         Err(ConfigError::Invalid(v.errors))
     }
@@ -606,6 +638,7 @@ impl Validator {
         raw: &[RawVip],
         ports: &CheckedPorts,
         switch: &SwitchSettings,
+        cands: Candidates,
     ) -> Vec<VipConfig> {
         let mut out = Vec::with_capacity(raw.len());
         let mut names: HashMap<String, String> = HashMap::new();
@@ -714,7 +747,14 @@ impl Validator {
                 }
                 candidates.push(c.clone());
                 let Some(&pi) = ports.by_name.get(c) else {
-                    self.err(field, format!("no port named {c:?}"));
+                    match cands {
+                        Candidates::Local => self.err(field, format!("no port named {c:?}")),
+                        Candidates::Cluster => {
+                            if let Some(why) = name_problem(c) {
+                                self.err(field, format!("{c:?} is not a port name: {why}"));
+                            }
+                        }
+                    }
                     continue;
                 };
                 if !ports.vlan_ok.get(pi).copied().unwrap_or(false) {

@@ -2,7 +2,7 @@
 //! views of [`crate::view`].
 
 /// An operator command (from the control socket).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "cmd", rename_all = "kebab-case")]
 pub enum Command {
     /// Ports with their configuration and state.
@@ -52,6 +52,92 @@ pub enum Command {
     /// or ports that the store does not have.
     #[serde(skip)]
     SetTopology(crate::overlay::Topology),
+    /// Operator: validate a TOML text of `[[vip]]` tables and make it the cluster's set
+    /// of VIP groups in etcd (one transaction; groups not in it are deleted). Answered by
+    /// the agent; the control thread refuses it as `CtlError::ClusterOff`.
+    ClusterApply {
+        /// The file's text.
+        toml: String,
+    },
+    /// Operator: the cluster's VIP groups in etcd (answered by the agent).
+    ClusterShow,
+    /// Agent only: the cluster's VIP groups; the switch runs the configuration file's
+    /// groups plus these (see `config::merge_cluster_vips`).
+    ClusterVips {
+        /// The groups, each with its candidates' VLAN.
+        groups: Vec<ClusterGroup>,
+    },
+    /// Agent only: an ownership record from the store named `port` on `host` as an owner.
+    ClusterOwner {
+        /// Group.
+        vip: String,
+        /// The owner's host.
+        host: String,
+        /// The owner's port.
+        port: String,
+        /// Its IPv4 MAC.
+        mac: String,
+        /// Its IPv6 MAC.
+        mac6: String,
+        /// The record's epoch.
+        epoch: u64,
+        /// The record's `mod_revision`.
+        revision: u64,
+    },
+    /// Agent only: an ownership record from the store no longer names `port` on `host`.
+    ClusterRelease {
+        /// Group.
+        vip: String,
+        /// The former owner's host.
+        host: String,
+        /// The former owner's port.
+        port: String,
+        /// The record's epoch.
+        epoch: u64,
+        /// The record's `mod_revision`.
+        revision: u64,
+    },
+    /// Agent only: the store accepted this switch's write for `vip`.
+    ClusterConfirm {
+        /// Group.
+        vip: String,
+        /// The epoch written.
+        epoch: u64,
+        /// The new `mod_revision`.
+        revision: u64,
+    },
+    /// Agent only: the records local changes must write (`Switch::cluster_writes`).
+    ClusterWrites,
+    /// Agent only: `port` of `host` is a candidate of `vip` (or moved to `host`).
+    ClusterCandidate {
+        /// Group.
+        vip: String,
+        /// The port's host.
+        host: String,
+        /// The port.
+        port: String,
+    },
+    /// Agent only: `port` (of another host) is no longer a candidate of `vip`.
+    ClusterCandidateGone {
+        /// Group.
+        vip: String,
+        /// The port.
+        port: String,
+    },
+    /// Agent only: `host`'s record went away (its lease expired).
+    ClusterHostGone {
+        /// The host.
+        host: String,
+    },
+}
+
+/// A cluster VIP group as the agent hands it to the switch.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterGroup {
+    /// The definition (etcd `/vswitch/v1/vips/<name>`).
+    pub def: crate::config::VipDef,
+    /// Its candidates' VLAN, from the cluster's port records.
+    pub vlan: u16,
 }
 
 impl Command {
@@ -66,12 +152,39 @@ impl Command {
             | Command::ShowStats
             | Command::ShowHosts
             | Command::Metrics
+            | Command::ClusterShow
+            | Command::ClusterWrites
             | Command::Watch => false,
             Command::VipMove { .. }
             | Command::VipRelease { .. }
             | Command::PortAdmin { .. }
-            | Command::Reload
-            | Command::SetTopology(_) => true,
+            | Command::SetTopology(_)
+            | Command::ClusterApply { .. }
+            | Command::ClusterVips { .. }
+            | Command::ClusterOwner { .. }
+            | Command::ClusterRelease { .. }
+            | Command::ClusterConfirm { .. }
+            | Command::ClusterCandidate { .. }
+            | Command::ClusterCandidateGone { .. }
+            | Command::ClusterHostGone { .. }
+            | Command::Reload => true,
         }
+    }
+
+    /// Whether only the cluster agent, in process, may send the command: the agent's
+    /// view of etcd is the only source of these facts, so the control socket refuses
+    /// them (`CtlError::AgentOnly`).
+    pub fn agent_only(&self) -> bool {
+        matches!(
+            self,
+            Command::ClusterVips { .. }
+                | Command::ClusterOwner { .. }
+                | Command::ClusterRelease { .. }
+                | Command::ClusterConfirm { .. }
+                | Command::ClusterWrites
+                | Command::ClusterCandidate { .. }
+                | Command::ClusterCandidateGone { .. }
+                | Command::ClusterHostGone { .. }
+        )
     }
 }

@@ -155,6 +155,10 @@ pub(super) struct ControlLoop {
     pub(super) save_failed: bool,
     /// Who gets the events.
     pub(super) subs: Subscribers,
+    /// The configuration file's VIP groups (as last applied).
+    pub(super) file_vips: Vec<crate::config::VipConfig>,
+    /// The cluster's VIP groups (validated), as the agent last gave them.
+    pub(super) cluster_vips: Vec<crate::config::ClusterVip>,
 }
 
 /// Restore the VIP state file into a freshly built switch; a missing file is no news, a bad
@@ -371,6 +375,15 @@ impl ControlLoop {
     /// Re-read the configuration file and apply it; tells the subscribers either way.
     pub(super) fn reload(&mut self) -> Result<ReloadResult, CtlError> {
         let result = self.apply_config_file();
+        self.reloaded(result)
+    }
+
+    /// After a reload (of the file or of the cluster groups): trim the heap, tell the
+    /// subscribers.
+    pub(super) fn reloaded(
+        &mut self,
+        result: Result<ReloadReport, CtlError>,
+    ) -> Result<ReloadResult, CtlError> {
         // A reload builds and drops a whole configuration (and, when refused, the parser's
         // error state): hand the freed pages back so RSS does not ratchet up with reloads.
         super::heap::trim_heap();
@@ -407,6 +420,18 @@ impl ControlLoop {
         let cfg = Config::load(&path).map_err(|e| CtlError::InvalidConfig {
             message: e.to_string(),
         })?;
+        let file_vips = cfg.vips.clone();
+        let (merged, skipped) = crate::config::merge_cluster_vips(&cfg, &self.cluster_vips);
+        for (vip, reason) in &skipped {
+            tracing::error!(target: "vswitch::config", event = "cluster_vip_skipped", vip = %vip, reason = %reason, "cluster vip group {vip:?} not installed: {reason}");
+        }
+        let report = self.apply_merged(merged)?;
+        self.file_vips = file_vips;
+        Ok(report)
+    }
+
+    /// Apply a whole configuration (the file's plus the cluster groups).
+    pub(super) fn apply_merged(&mut self, cfg: Config) -> Result<ReloadReport, CtlError> {
         let old_bindings: HashMap<String, PortBinding> = self
             .sw
             .config()

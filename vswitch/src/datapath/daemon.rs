@@ -158,7 +158,10 @@ impl Daemon {
         {
             let stop = stop.clone();
             let reload = reload.clone();
+            let file_vips = sw.config().vips.clone();
             let control = ControlLoop {
+                file_vips,
+                cluster_vips: Vec::new(),
                 sw,
                 snap,
                 wtx,

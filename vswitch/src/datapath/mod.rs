@@ -55,6 +55,7 @@ use crate::control::Outbound;
 use crate::pipeline::{VipSignal, VrrpAdvert};
 use crate::port::Port;
 
+mod cluster;
 pub mod command;
 mod control_loop;
 pub mod daemon;
@@ -65,7 +66,7 @@ pub mod vxlan_io;
 mod worker;
 
 pub use crate::view::Reply;
-pub use command::Command;
+pub use command::{ClusterGroup, Command};
 pub use daemon::{ControlHandle, Daemon, DaemonError, DaemonOptions};
 
 /// Frames drained from one port per round.

@@ -6,7 +6,8 @@ use vip_table::{PortId, Timestamp};
 use crate::control::Outbound;
 use crate::view::{
     AddressPairView, CtlError, FdbEntryView, HijackView, LastClaimView, MoveResult, MoveView,
-    OwnerView, PendingView, PortAdminResult, PortStatsView, PortView, ReleaseResult, View, VipView,
+    OwnerView, PendingView, PortAdminResult, PortStatsView, PortView, ReleaseResult,
+    RemoteOwnerView, View, VipView,
 };
 
 use super::{Command, Reply};
@@ -79,6 +80,16 @@ impl ControlLoop {
                 let (hosts, ports) = self.sw.set_topology(t);
                 Ok(View::Topology(crate::view::TopologyResult { hosts, ports }))
             }
+            c @ (Command::ClusterApply { .. }
+            | Command::ClusterShow
+            | Command::ClusterVips { .. }
+            | Command::ClusterOwner { .. }
+            | Command::ClusterRelease { .. }
+            | Command::ClusterConfirm { .. }
+            | Command::ClusterWrites
+            | Command::ClusterCandidate { .. }
+            | Command::ClusterCandidateGone { .. }
+            | Command::ClusterHostGone { .. }) => self.cluster_command(c, ob),
         }
     }
 
@@ -177,6 +188,22 @@ impl ControlLoop {
                     mac: h.mac.to_string(),
                     secs_ago: ago(h.at),
                 }),
+                remote_owners: g
+                    .remote_owners()
+                    .iter()
+                    .map(|o| RemoteOwnerView {
+                        port: sw.remote_port_name(o.at.port),
+                        host: sw.host_name(o.at.host).to_string(),
+                        mac: o.mac.to_string(),
+                        mac6: o.mac6.to_string(),
+                        since_secs_ago: ago(o.since),
+                    })
+                    .collect(),
+                remote_candidates: g
+                    .remote_candidates()
+                    .iter()
+                    .map(|c| format!("{}@{}", sw.remote_port_name(c.port), sw.host_name(c.host)))
+                    .collect(),
             })
             .collect()
     }

@@ -106,6 +106,15 @@ pub enum CtlError {
         "cluster mode is off: this switch runs standalone (no [cluster] in its configuration)"
     )]
     ClusterOff,
+    /// A command only the cluster agent may send, received on the control socket.
+    #[error(
+        "{cmd} is sent by the cluster agent from what it reads in etcd, not over the \
+         control socket (change VIP groups with `vswitch ctl cluster apply`)"
+    )]
+    AgentOnly {
+        /// The command's wire name.
+        cmd: String,
+    },
     /// The control thread is gone.
     #[error("the switch is shutting down")]
     ShuttingDown,

@@ -7,7 +7,8 @@
 //!   [`FdbEntryView`]s, `show vips` → [`VipView`]s, `show stats` → [`PortStatsView`]s,
 //!   `vip-move` → [`MoveResult`], `vip-release` → [`ReleaseResult`], `port-admin` →
 //!   [`PortAdminResult`], `reload` → [`ReloadResult`], `metrics` → the Prometheus text,
-//!   `show hosts` → [`HostView`]s (answered by the agent, see [`hosts`]),
+//!   `show hosts` → [`HostView`]s (answered by the agent, see [`hosts`]), the cluster
+//!   commands → the views of [`cluster`],
 //!   `watch` → [`WatchStarted`] followed by a stream of [`Event`]s;
 //! - on the control socket an answer is `{"ok": <view>}` and a refusal
 //!   `{"error": "<CtlError's message>"}`, one line each. A view serializes to exactly the
@@ -27,6 +28,7 @@ use serde::Serialize;
 
 use crate::datapath::Command;
 
+pub mod cluster;
 mod error;
 mod event;
 mod fdb;
@@ -36,6 +38,10 @@ mod results;
 mod stats;
 mod vips;
 
+pub use cluster::{
+    ClusterApplyResult, ClusterResult, ClusterVipsResult, ClusterWriteView, SkippedVip,
+    WriteOwnerView,
+};
 pub use error::CtlError;
 pub use event::{Event, SUBSCRIBER_QUEUE};
 pub use fdb::FdbEntryView;
@@ -45,7 +51,9 @@ pub use results::{
     MoveResult, PortAdminResult, ReleaseResult, ReloadResult, TopologyResult, WatchStarted,
 };
 pub use stats::PortStatsView;
-pub use vips::{HijackView, LastClaimView, MoveView, OwnerView, PendingView, VipView};
+pub use vips::{
+    HijackView, LastClaimView, MoveView, OwnerView, PendingView, RemoteOwnerView, VipView,
+};
 
 /// The answer to a command: a view of the state, or why it was refused.
 pub type Reply = Result<View, CtlError>;
@@ -78,6 +86,16 @@ pub enum View {
     Watching(WatchStarted),
     /// `SetTopology` (in process only).
     Topology(TopologyResult),
+    /// The in-process cluster commands that change the switch.
+    Cluster(ClusterResult),
+    /// `cluster-writes`.
+    ClusterWrites(Vec<ClusterWriteView>),
+    /// `cluster-vips`.
+    ClusterVips(ClusterVipsResult),
+    /// `cluster apply`.
+    ClusterApplied(ClusterApplyResult),
+    /// `cluster show`.
+    ClusterDefs(Vec<crate::config::VipDef>),
 }
 
 impl View {
@@ -104,6 +122,16 @@ impl View {
             Command::Metrics => View::Metrics(de(v)?),
             Command::Watch => View::Watching(de(v)?),
             Command::SetTopology(_) => View::Topology(de(v)?),
+            Command::ClusterOwner { .. }
+            | Command::ClusterRelease { .. }
+            | Command::ClusterConfirm { .. }
+            | Command::ClusterCandidate { .. }
+            | Command::ClusterCandidateGone { .. }
+            | Command::ClusterHostGone { .. } => View::Cluster(de(v)?),
+            Command::ClusterWrites => View::ClusterWrites(de(v)?),
+            Command::ClusterVips { .. } => View::ClusterVips(de(v)?),
+            Command::ClusterApply { .. } => View::ClusterApplied(de(v)?),
+            Command::ClusterShow => View::ClusterDefs(de(v)?),
         })
     }
 }

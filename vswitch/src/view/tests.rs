@@ -44,6 +44,8 @@ fn sample_vip() -> VipView {
             mac: "02:00:00:00:00:09".into(),
             secs_ago: 9.0,
         }),
+        remote_owners: vec![],
+        remote_candidates: vec![],
     }
 }
 

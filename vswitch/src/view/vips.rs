@@ -34,6 +34,27 @@ pub struct VipView {
     pub discovering: bool,
     /// The last refused claim by a non-candidate.
     pub last_hijack: Option<HijackView>,
+    /// Owners on other hosts (multi-host mode; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_owners: Vec<RemoteOwnerView>,
+    /// Candidates on other hosts, as `port@host` (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_candidates: Vec<String>,
+}
+
+/// An owner of a group on another host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RemoteOwnerView {
+    /// Port name.
+    pub port: String,
+    /// Its host.
+    pub host: String,
+    /// MAC for IPv4.
+    pub mac: String,
+    /// MAC for IPv6.
+    pub mac6: String,
+    /// Learned since.
+    pub since_secs_ago: f64,
 }
 
 /// One owner of a group.
