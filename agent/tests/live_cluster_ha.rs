@@ -9,7 +9,9 @@
 //! 100 Hz; it ends when keepalived's new MASTER holds the VIP, every host's switch names
 //! it as the owner, and the client's answers come from it. What crosses hosts: VRRP
 //! adverts (overlay, to candidates only), the claim (etcd), the client's frames (overlay,
-//! steered to the owner's host with the MAC rewritten). Outage bounds are generous
+//! steered to the owner's host with the MAC rewritten). The group has flap damping off
+//! (`damping_max_moves = 0`): five moves in a few seconds would otherwise hold the fifth
+//! claim back (damping has its own tests in `live_ha`). Outage bounds are generous
 //! (keepalived's detection + 2 s): they tell "failed over" from "blackholed"; the numbers
 //! are printed for the record.
 //!
@@ -102,7 +104,7 @@ impl Ha {
         let vips = c.write_file(
             "vips.toml",
             &format!(
-                "[[vip]]\nname = \"web\"\naddresses = [{:?}]\nmode = \"active-passive\"\ncandidates = [\"web1\", \"web2\"]\n",
+                "[[vip]]\nname = \"web\"\naddresses = [{:?}]\nmode = \"active-passive\"\ncandidates = [\"web1\", \"web2\"]\ndamping_max_moves = 0\n",
                 t.vip()
             ),
         );
@@ -130,6 +132,17 @@ impl Ha {
             "hosts do not see each other\n{}",
             c.logs()
         );
+        // IPv6 VRRP is sent from the link-local address: wait until DAD is done with it
+        for vm in ["web1", "web2", "cli"] {
+            let ready = wait_until(secs(10.0), || {
+                let (ok, out) = c.vm_run(
+                    vm,
+                    &["ip", "-6", "addr", "show", "dev", "eth0", "tentative"],
+                );
+                ok && out.trim().is_empty()
+            });
+            assert!(ready.is_some(), "{vm}: IPv6 addresses still tentative");
+        }
         let echo = ["web1", "web2"]
             .iter()
             .map(|vm| {

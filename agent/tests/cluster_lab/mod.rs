@@ -193,6 +193,8 @@ pub struct Vm {
     pub ip4: String,
     /// IPv6 address (/64 in fd51::).
     pub ip6: String,
+    /// Extra lines of its `[[port]]` table.
+    pub extra: Vec<String>,
 }
 
 /// A process a test started in one of the lab's namespaces; `ip netns exec` execs the
@@ -718,15 +720,7 @@ impl Cluster {
         }
         for (i, v) in spec.vms.iter().enumerate() {
             let vm = self.add_vm(name, &ns, n, 0x80 + i as u8, v);
-            toml.push_str(&format!(
-                "[[port]]\nname = {:?}\nnetdev = {:?}\nmac = {:?}\nips = [{:?}, {:?}]\n",
-                vm.port, vm.host_if, vm.mac, vm.ip4, vm.ip6
-            ));
-            for line in &v.extra {
-                toml.push_str(line);
-                toml.push('\n');
-            }
-            toml.push('\n');
+            toml.push_str(&Self::vm_port_toml(&vm));
             self.vms.insert(vm.port.clone(), vm);
         }
         toml.push_str(&spec.extra_toml);
@@ -813,16 +807,34 @@ impl Cluster {
         let mac = format!("02:fb:00:00:{n:02x}:{i:02x}");
         let ip4 = format!("10.251.0.{x}");
         let ip6 = format!("fd51::{x:x}");
+        let vm = Vm {
+            port: v.port.clone(),
+            host: host.to_string(),
+            ns: vns,
+            host_if,
+            mac,
+            ip4,
+            ip6,
+            extra: v.extra.clone(),
+        };
+        Self::wire_vm(hns, &vm);
+        vm
+    }
+
+    /// The VM's NIC: a veth from host namespace `hns` (end `vm.host_if`, up) to the VM's
+    /// `eth0`, with the VM's MAC, addresses and MTU.
+    fn wire_vm(hns: &str, vm: &Vm) {
+        let (vns, host_if, mac, ip4, ip6) = (&vm.ns, &vm.host_if, &vm.mac, &vm.ip4, &vm.ip6);
         must(&[
-            "ip", "-n", hns, "link", "add", &host_if, "type", "veth", "peer", "name", "eth0",
-            "netns", &vns,
+            "ip", "-n", hns, "link", "add", host_if, "type", "veth", "peer", "name", "eth0",
+            "netns", vns,
         ]);
-        must(&["ip", "-n", hns, "link", "set", &host_if, "up"]);
-        must(&["ip", "-n", &vns, "link", "set", "eth0", "address", &mac]);
+        must(&["ip", "-n", hns, "link", "set", host_if, "up"]);
+        must(&["ip", "-n", vns, "link", "set", "eth0", "address", mac]);
         must(&[
             "ip",
             "-n",
-            &vns,
+            vns,
             "addr",
             "add",
             &format!("{ip4}/24"),
@@ -832,7 +844,7 @@ impl Cluster {
         must(&[
             "ip",
             "-n",
-            &vns,
+            vns,
             "addr",
             "add",
             &format!("{ip6}/64"),
@@ -842,17 +854,82 @@ impl Cluster {
         ]);
         // the port MTU (`[switch] mtu = 1450`), as DHCP would tell a VM: the overlay carries
         // 1450 inner bytes on the fabric's 1500
-        must(&["ip", "-n", &vns, "link", "set", "eth0", "mtu", "1450"]);
-        must(&["ip", "-n", &vns, "link", "set", "eth0", "up"]);
-        Vm {
-            port: v.port.clone(),
-            host: host.to_string(),
-            ns: vns,
-            host_if,
-            mac,
-            ip4,
-            ip6,
+        must(&["ip", "-n", vns, "link", "set", "eth0", "mtu", "1450"]);
+        must(&["ip", "-n", vns, "link", "set", "eth0", "up"]);
+    }
+
+    /// The `[[port]]` table of a VM in its host's config.
+    fn vm_port_toml(vm: &Vm) -> String {
+        let mut t = format!(
+            "[[port]]\nname = {:?}\nnetdev = {:?}\nmac = {:?}\nips = [{:?}, {:?}]\n",
+            vm.port, vm.host_if, vm.mac, vm.ip4, vm.ip6
+        );
+        for line in &vm.extra {
+            t.push_str(line);
+            t.push('\n');
         }
+        t.push('\n');
+        t
+    }
+
+    /// Live migration of the VM of `port` to host `to`: its NIC disappears from the old
+    /// host (the veth is deleted, the port leaves that host's config, `ctl reload`) and
+    /// appears on `to` with the same name, MAC and addresses (a new veth, the port added to
+    /// that host's config, `ctl reload`). The VM's namespace, and what runs in it, stays.
+    pub fn migrate_vm(&mut self, port: &str, to: &str) {
+        let vm = self.vms[port].clone();
+        let from = vm.host.clone();
+        let table = Self::vm_port_toml(&vm);
+        let (fns, tns) = (self.hosts[&from].ns.clone(), self.hosts[to].ns.clone());
+        must(&["ip", "-n", &fns, "link", "del", &vm.host_if]);
+        let old = fs::read_to_string(&self.hosts[&from].config).unwrap();
+        assert!(
+            old.contains(&table),
+            "{from}'s config has no table for {port}"
+        );
+        fs::write(&self.hosts[&from].config, old.replace(&table, "")).unwrap();
+        let (ok, out) = self.ctl(&from, &["reload"]);
+        assert!(ok, "reload {from}: {out}");
+        Self::wire_vm(&tns, &vm);
+        let new = fs::read_to_string(&self.hosts[to].config).unwrap();
+        let at = new.find("\n[cluster]").unwrap();
+        fs::write(
+            &self.hosts[to].config,
+            format!("{}\n{table}{}", &new[..at], &new[at..]),
+        )
+        .unwrap();
+        let (ok, out) = self.ctl(to, &["reload"]);
+        assert!(ok, "reload {to}: {out}");
+        self.vms.get_mut(port).unwrap().host = to.to_string();
+    }
+
+    /// Cut host `name` off the underlay (its veth on the fabric bridge goes down): it loses
+    /// etcd and the other hosts.
+    pub fn cut(&self, name: &str) {
+        let n = self.hosts[name].ip.rsplit('.').next().unwrap().to_string();
+        must(&[
+            "ip",
+            "-n",
+            &self.fabric,
+            "link",
+            "set",
+            &format!("h{n}"),
+            "down",
+        ]);
+    }
+
+    /// Undo [`Cluster::cut`].
+    pub fn heal(&self, name: &str) {
+        let n = self.hosts[name].ip.rsplit('.').next().unwrap().to_string();
+        must(&[
+            "ip",
+            "-n",
+            &self.fabric,
+            "link",
+            "set",
+            &format!("h{n}"),
+            "up",
+        ]);
     }
 
     /// The VM of port `port`.
