@@ -869,6 +869,12 @@ impl VipTable {
     /// `old` for groups that keep their name. `map_port` translates old port ids to new ones
     /// (ports are matched by name across a reload); owners that are no longer candidates are
     /// dropped, which counts as a move.
+    ///
+    /// In a cluster the two kinds of loss differ: an owner whose port is still here but no
+    /// longer a candidate was removed by the operator, so the group must write that to the
+    /// store (it becomes dirty); an owner whose port left this switch (`map_port` gives
+    /// `None`) is handed over, not released: a live migration unplugs the port here and
+    /// plugs it on another host, which adopts the store's record. Nothing is written for it.
     pub fn carry_state_from(
         &mut self,
         old: &VipTable,
@@ -883,13 +889,17 @@ impl VipTable {
             if o.spec.mode != g.spec.mode {
                 continue;
             }
+            let mut removed = false;
             let owners: Vec<Owner> = o
                 .owners
                 .iter()
                 .filter_map(|ow| {
-                    map_port(ow.port)
-                        .filter(|p| g.spec.candidates.contains(p))
-                        .map(|p| Owner { port: p, ..*ow })
+                    let p = map_port(ow.port)?;
+                    removed |= !g.spec.candidates.contains(&p);
+                    g.spec
+                        .candidates
+                        .contains(&p)
+                        .then_some(Owner { port: p, ..*ow })
                 })
                 .collect();
             let lost = owners.len() != o.owners.len();
@@ -909,7 +919,7 @@ impl VipTable {
                 g.remote_owners.clear();
             }
             g.confirmed = o.confirmed;
-            g.dirty = o.dirty || lost;
+            g.dirty = o.dirty || removed;
             g.pending = o.pending.and_then(|p| {
                 map_port(p.port)
                     .filter(|np| g.spec.candidates.contains(np))
@@ -1383,5 +1393,43 @@ mod tests {
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].from, Some(PortId(1)));
         assert_eq!(g.owners().len(), 1);
+    }
+
+    /// A live migration unplugs the owner's port here (a reload without it): the owner is
+    /// dropped locally, but nothing is written to the store (the host that gets the port
+    /// adopts the record). An owner removed from the candidates by the operator, its port
+    /// still here, is a release the store must learn.
+    #[test]
+    fn a_port_leaving_the_switch_hands_over_a_candidate_removed_releases() {
+        let mut old = VipTable::new(vec![spec(VipMode::ActivePassive)], t(0)).unwrap();
+        let id = old.find("web").unwrap();
+        let g = old.group_mut(id).unwrap();
+        assert!(matches!(
+            g.claim(PortId(1), mac(1), t(1)),
+            ClaimOutcome::Moved(_)
+        ));
+        let w = g.cluster_write().unwrap();
+        g.confirm_write(crate::location::Stamp {
+            epoch: w.epoch,
+            revision: 5,
+        });
+        assert!(!g.is_dirty());
+
+        // port 1 is gone from the switch (ports 2 and 3 keep their ids)
+        let mut s = spec(VipMode::ActivePassive);
+        s.candidates = vec![PortId(2), PortId(3)];
+        let mut gone = VipTable::new(vec![s.clone()], t(2)).unwrap();
+        gone.carry_state_from(&old, t(2), |p| (p != PortId(1)).then_some(p));
+        let g = gone.group(id).unwrap();
+        assert!(!g.has_owner());
+        assert!(!g.is_dirty(), "a handover writes nothing");
+
+        // port 1 is still here but no longer a candidate
+        let mut removed = VipTable::new(vec![s], t(2)).unwrap();
+        removed.carry_state_from(&old, t(2), Some);
+        let g = removed.group(id).unwrap();
+        assert!(!g.has_owner());
+        let w = g.cluster_write().expect("the release is written");
+        assert!(w.owners.is_empty());
     }
 }

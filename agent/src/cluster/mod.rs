@@ -29,6 +29,10 @@
 //! - **Topology** ([`topology`]): after every resync and every batch of watch events the
 //!   switch is sent the view's hosts and ports (`Command::SetTopology`) from a small thread
 //!   of its own, `cluster-topology`, so the overlay forwards by the same view.
+//! - **Live migration** ([`sync::adopt`]): a port unplugged on one host (a reload without
+//!   it) is handed over, not released; the host whose port record then holds the name
+//!   rewrites every ownership record that names the port on another host, so the VIP
+//!   stays with the migrated VM without any GARP.
 //! - `show hosts` is answered from the cluster view by the agent's control socket
 //!   ([`ClusterState::hosts_view`]).
 //!

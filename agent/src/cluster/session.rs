@@ -244,6 +244,8 @@ async fn session(
                     }
                     if ch.topology {
                         sync::reconcile(ctl, state, ctx.synced).await;
+                        // one of our ports may have arrived by migration
+                        sync::adopt(&mut client, state, ctx.synced).await?;
                     } else {
                         for (vip, rec, rev) in &ch.owners {
                             sync::apply_owner(ctl, state, ctx.synced, vip, rec, *rev).await;

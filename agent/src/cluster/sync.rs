@@ -242,6 +242,57 @@ fn record_of(me: &str, boot_id: &str, w: &ClusterWriteView) -> OwnerRecord {
     }
 }
 
+/// Records that name one of this host's ports on another host: the port migrated here.
+/// Its old host unplugged it and wrote nothing (a handover, see
+/// `vip_table::VipTable::carry_state_from`), so the record still names the old host. Each
+/// is written again naming this host, with the same MACs and the next epoch, conditioned on
+/// the record's revision; the watch then brings it to every host, this one included (where
+/// the port becomes the local owner). A lost race needs nothing: the newer record arrives
+/// like any other. A port is this host's once etcd has its port record (not while another
+/// host still holds the name).
+pub(super) async fn adopt(
+    client: &mut Client,
+    state: &ClusterState,
+    s: &mut Synced,
+) -> Result<(), String> {
+    let me = state.local.host.clone();
+    let todo: Vec<(String, OwnerRecord, i64)> = {
+        let g = state.lock();
+        let here = |port: &str| g.ports.get(port).is_some_and(|p| p.host == me);
+        g.owners
+            .iter()
+            .filter(|(_, (r, _))| r.owners.iter().any(|o| o.host != me && here(&o.port)))
+            .map(|(vip, (r, rev))| {
+                let mut r = r.clone();
+                for o in &mut r.owners {
+                    if here(&o.port) {
+                        o.host = me.clone();
+                    }
+                }
+                (vip.clone(), r, *rev)
+            })
+            .collect()
+    };
+    for (vip, mut rec, rev) in todo {
+        rec.epoch += 1;
+        rec.moved_at = MovedAt {
+            ns: vswitch::datapath::Clock::new().now().as_nanos(),
+            boot_id: s.boot_id.clone(),
+        };
+        let key = schema::owner_key(&vip);
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.clone(), CompareOp::Equal, rev)])
+            .and_then([TxnOp::put(key, schema::encode(&rec), None)]);
+        let resp = super::session::call("owner record adopt txn", client.txn(txn)).await?;
+        if resp.succeeded() {
+            state.lock().stats.writes += 1;
+            let ports: Vec<&str> = rec.owners.iter().map(|o| o.port.as_str()).collect();
+            tracing::info!(event = "vip_owner_adopted", vip = %vip, ports = %ports.join(","), epoch = rec.epoch, "a migrated port's ownership record now names this host");
+        }
+    }
+    Ok(())
+}
+
 /// Write the switch's pending ownership records, each conditioned on the revision it was
 /// based on. Won: confirm. Lost: apply the winner's record. An etcd error ends the
 /// session (the writes stay pending in the switch).
@@ -251,6 +302,7 @@ pub(super) async fn write_pending(
     state: &ClusterState,
     s: &mut Synced,
 ) -> Result<(), String> {
+    adopt(client, state, s).await?;
     let writes = match call(ctl, Command::ClusterWrites).await {
         Ok(View::ClusterWrites(w)) => w,
         _ => return Ok(()),

@@ -873,15 +873,37 @@ impl Cluster {
     }
 
     /// Live migration of the VM of `port` to host `to`: its NIC disappears from the old
-    /// host (the veth is deleted, the port leaves that host's config, `ctl reload`) and
+    /// host (the port leaves that host's config, `ctl reload`, then the veth is deleted) and
     /// appears on `to` with the same name, MAC and addresses (a new veth, the port added to
-    /// that host's config, `ctl reload`). The VM's namespace, and what runs in it, stays.
+    /// that host's config, `ctl reload`). The VM's namespace, and what runs in it, stays, and
+    /// so do the addresses the guest added (a VIP).
     pub fn migrate_vm(&mut self, port: &str, to: &str) {
+        self.migrate_vm_with(port, to, |_| {});
+    }
+
+    /// [`Cluster::migrate_vm`], calling `between` while the port is on no host (unplugged
+    /// from the old one, not yet plugged into `to`).
+    pub fn migrate_vm_with(&mut self, port: &str, to: &str, between: impl FnOnce(&Cluster)) {
         let vm = self.vms[port].clone();
         let from = vm.host.clone();
         let table = Self::vm_port_toml(&vm);
         let (fns, tns) = (self.hosts[&from].ns.clone(), self.hosts[to].ns.clone());
-        must(&["ip", "-n", &fns, "link", "del", &vm.host_if]);
+        // the addresses the guest added itself (a VIP): a migrated guest keeps them
+        let (_, shown) = self.vm_run(port, &["ip", "-o", "addr", "show", "dev", "eth0"]);
+        let own: Vec<String> = shown
+            .lines()
+            .filter_map(|l| {
+                let mut w = l
+                    .split_whitespace()
+                    .skip_while(|w| *w != "inet" && *w != "inet6");
+                w.next()?;
+                Some(w.next()?.to_string())
+            })
+            .filter(|a| {
+                let ip = a.split('/').next().unwrap_or_default();
+                ip != vm.ip4 && ip != vm.ip6 && !ip.starts_with("fe80:")
+            })
+            .collect();
         let old = fs::read_to_string(&self.hosts[&from].config).unwrap();
         assert!(
             old.contains(&table),
@@ -890,7 +912,18 @@ impl Cluster {
         fs::write(&self.hosts[&from].config, old.replace(&table, "")).unwrap();
         let (ok, out) = self.ctl(&from, &["reload"]);
         assert!(ok, "reload {from}: {out}");
+        // the orchestrator unplugs the port first; the device goes when the source's
+        // QEMU exits after the migration
+        must(&["ip", "-n", &fns, "link", "del", &vm.host_if]);
+        between(self);
         Self::wire_vm(&tns, &vm);
+        for a in &own {
+            let mut cmd = vec!["ip", "-n", &vm.ns, "addr", "add", a, "dev", "eth0"];
+            if a.contains(':') {
+                cmd.push("nodad");
+            }
+            must(&cmd);
+        }
         let new = fs::read_to_string(&self.hosts[to].config).unwrap();
         let at = new.find("\n[cluster]").unwrap();
         fs::write(
