@@ -280,7 +280,14 @@ pub(crate) fn dispatch(ctl: &ControlHandle, cluster: &ClusterView, cmd: Command)
         (Command::ClusterShow, Some(c)) => Ok(View::ClusterDefs(c.defs_view())),
         (Command::ClusterApply { toml }, Some(c)) => c.apply(&toml).map(View::ClusterApplied),
         (Command::Metrics, Some(c)) => match ctl.call(Command::Metrics) {
-            Ok(View::Metrics(t)) => Ok(View::Metrics(t + &c.metrics())),
+            Ok(View::Metrics(t)) => {
+                // read from the switch, so it is right while etcd is unreachable too
+                let pending = match ctl.call(Command::ClusterWrites) {
+                    Ok(View::ClusterWrites(w)) => w.len() as u64,
+                    _ => 0,
+                };
+                Ok(View::Metrics(t + &c.metrics(pending)))
+            }
             other => other,
         },
         (cmd, _) => ctl.call(cmd),

@@ -18,7 +18,6 @@ mod cluster_lab;
 use std::time::Duration;
 
 use cluster_lab::{can_run, wait_until, Cluster, HostSpec};
-use serde_json::Value;
 
 /// Lease TTL of the test hosts.
 const TTL: u32 = 3;
@@ -28,57 +27,6 @@ const SOON: Duration = Duration::from_secs(30);
 const VIP: &str = "10.251.0.200";
 const GROUP: &str =
     "[[vip]]\nname = \"web\"\naddresses = [\"10.251.0.200\"]\ncandidates = [\"web1\", \"web2\"]\n";
-
-/// The group `web` in a host's `show vips`.
-fn web(c: &Cluster, host: &str) -> Option<Value> {
-    c.ctl_json(host, &["show", "vips"])
-        .ok()?
-        .as_array()?
-        .iter()
-        .find(|g| g["name"] == "web")
-        .cloned()
-}
-
-/// Where `host` sees the owner of `web`: ("local", port) or (owner host, port).
-fn owner_seen(c: &Cluster, host: &str) -> Option<(String, String)> {
-    let g = web(c, host)?;
-    if let Some(p) = g["owners"].get(0).and_then(|o| o["port"].as_str()) {
-        return Some(("local".into(), p.into()));
-    }
-    let o = g.get("remote_owners")?.get(0)?;
-    Some((o["host"].as_str()?.into(), o["port"].as_str()?.into()))
-}
-
-/// The ownership record of `web` in etcd.
-fn record(c: &Cluster) -> Option<Value> {
-    let m = c.etcd_get_prefix("/vswitch/v1/owners/web")?;
-    serde_json::from_str(m.get("/vswitch/v1/owners/web")?).ok()
-}
-
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
-
-/// Ping the VIP from `port`'s VM; true if answered.
-fn ping_vip(c: &Cluster, port: &str) -> bool {
-    c.vm_run(port, &["ping", "-c", "1", "-W", "1", VIP]).0
-}
-
-/// The MAC that answers an ARP request for the VIP from `port`'s VM (arping -D style probe
-/// is not used: a plain request, first reply).
-fn arp_answer(c: &Cluster, port: &str) -> Option<String> {
-    let (_, out) = c.vm_run(port, &["arping", "-c", "1", "-w", "2", "-I", "eth0", VIP]);
-    let at = out.find('[')?;
-    Some(out[at + 1..at + 18].to_lowercase())
-}
 
 #[test]
 fn a_migrated_owner_keeps_its_vip_and_is_reached_at_its_new_host() {
@@ -101,7 +49,7 @@ fn a_migrated_owner_keeps_its_vip_and_is_reached_at_its_new_host() {
     let installed = wait_until(SOON, || {
         ["host-a", "host-b", "host-c"]
             .iter()
-            .all(|h| web(&c, h).is_some())
+            .all(|h| c.group(h, "web").is_some())
     });
     assert!(installed.is_some(), "group not installed:\n{}", c.logs());
 
@@ -121,20 +69,17 @@ fn a_migrated_owner_keeps_its_vip_and_is_reached_at_its_new_host() {
     );
     assert!(ok || out.contains("Sent 1"), "arping: {out}");
     let owned = wait_until(SOON, || {
-        owner_seen(&c, "host-a") == Some(("local".into(), "web1".into()))
-            && owner_seen(&c, "host-b") == Some(("host-a".into(), "web1".into()))
-            && owner_seen(&c, "host-c") == Some(("host-a".into(), "web1".into()))
+        c.owner_seen("host-a", "web") == Some(("local".into(), "web1".into()))
+            && c.owner_seen("host-b", "web") == Some(("host-a".into(), "web1".into()))
+            && c.owner_seen("host-c", "web") == Some(("host-a".into(), "web1".into()))
     });
     assert!(owned.is_some(), "the claim did not spread:\n{}", c.logs());
     assert!(
-        ping_vip(&c, "cli"),
+        c.pings("cli", VIP),
         "VIP not reachable before the migration"
     );
-    let epoch_before = record(&c).unwrap()["epoch"].as_u64().unwrap();
-    let writes_before = metric(
-        &c.ctl("host-a", &["metrics"]).1,
-        "vswitch_cluster_owner_writes_total",
-    );
+    let epoch_before = c.owner_record("web").unwrap()["epoch"].as_u64().unwrap();
+    let writes_before = c.metric("host-a", "vswitch_cluster_owner_writes_total");
     assert_eq!(writes_before, 1, "host-a wrote its claim");
 
     // migrate web1: host-a → host-c; the guest keeps its addresses (the VIP too) and
@@ -144,34 +89,33 @@ fn a_migrated_owner_keeps_its_vip_and_is_reached_at_its_new_host() {
     // switch-over): longer than host-a's write interval (1 s), so a release would be written
     c.migrate_vm_with("web1", "host-c", |c| {
         std::thread::sleep(Duration::from_millis(2500));
-        let m = c.ctl("host-a", &["metrics"]).1;
         assert_eq!(
-            metric(&m, "vswitch_cluster_owner_writes_total"),
+            c.metric("host-a", "vswitch_cluster_owner_writes_total"),
             writes_before,
             "host-a wrote a release for the unplugged port:\n{}",
             c.log("host-a")
         );
-        let r = record(c).unwrap();
+        let r = c.owner_record("web").unwrap();
         assert_eq!(r["owners"][0]["host"], "host-a", "{r}");
     });
     let moved = wait_until(SOON, || {
-        owner_seen(&c, "host-c") == Some(("local".into(), "web1".into()))
-            && owner_seen(&c, "host-a") == Some(("host-c".into(), "web1".into()))
-            && owner_seen(&c, "host-b") == Some(("host-c".into(), "web1".into()))
+        c.owner_seen("host-c", "web") == Some(("local".into(), "web1".into()))
+            && c.owner_seen("host-a", "web") == Some(("host-c".into(), "web1".into()))
+            && c.owner_seen("host-b", "web") == Some(("host-c".into(), "web1".into()))
     });
     assert!(
         moved.is_some(),
         "ownership did not follow the migrated port: a {:?} b {:?} c {:?}\n{}",
-        owner_seen(&c, "host-a"),
-        owner_seen(&c, "host-b"),
-        owner_seen(&c, "host-c"),
+        c.owner_seen("host-a", "web"),
+        c.owner_seen("host-b", "web"),
+        c.owner_seen("host-c", "web"),
         c.logs()
     );
     println!(
         "every host sees web1 @ host-c {:?} after the migration",
         moved.unwrap()
     );
-    let r = record(&c).unwrap();
+    let r = c.owner_record("web").unwrap();
     assert_eq!(r["owners"][0]["host"], "host-c", "{r}");
     assert_eq!(r["owners"][0]["port"], "web1", "{r}");
     assert_eq!(r["owners"][0]["mac"], mac.as_str(), "{r}");
@@ -179,19 +123,18 @@ fn a_migrated_owner_keeps_its_vip_and_is_reached_at_its_new_host() {
 
     // traffic: the clients on host-b and host-c reach the VIP at its new place, and ARP
     // for the VIP is answered with the owner's MAC
-    let reached = wait_until(SOON, || ping_vip(&c, "cli") && ping_vip(&c, "cli3"));
+    let reached = wait_until(SOON, || c.pings("cli", VIP) && c.pings("cli3", VIP));
     assert!(
         reached.is_some(),
         "VIP not reachable after the migration:\n{}",
         c.logs()
     );
-    assert_eq!(arp_answer(&c, "cli").as_deref(), Some(mac.as_str()));
+    assert_eq!(c.arp_answer("cli", VIP).as_deref(), Some(mac.as_str()));
 
     // host-a did not treat it as a crash: it wrote nothing (no release) and sent no
     // step-down on web1's behalf
-    let ma = c.ctl("host-a", &["metrics"]).1;
     assert_eq!(
-        metric(&ma, "vswitch_cluster_owner_writes_total"),
+        c.metric("host-a", "vswitch_cluster_owner_writes_total"),
         writes_before,
         "host-a wrote a release:\n{}",
         c.log("host-a")

@@ -258,6 +258,10 @@ pub struct VipGroup {
     remote_owners: Vec<RemoteOwner>,
     /// The stamp of the last ownership record applied from (or confirmed by) the store.
     confirmed: Option<Stamp>,
+    /// Remote owners dropped because their location went (host gone, port record gone)
+    /// while `confirmed` still named them: the confirmed record, given again once the
+    /// location is back, re-installs them (see `cluster.rs`).
+    lost_owners: Vec<RemotePort>,
     /// A local change (claim, discovery, operator, port loss) has not been confirmed by
     /// the store yet: [`VipGroup::cluster_write`] has something to write.
     dirty: bool,
@@ -318,6 +322,7 @@ impl VipGroup {
             remote_candidates: Vec::new(),
             remote_owners: Vec::new(),
             confirmed: None,
+            lost_owners: Vec::new(),
             dirty: false,
         }
     }
@@ -919,6 +924,7 @@ impl VipTable {
                 g.remote_owners.clear();
             }
             g.confirmed = o.confirmed;
+            g.lost_owners = o.lost_owners.clone();
             g.dirty = o.dirty || removed;
             g.pending = o.pending.and_then(|p| {
                 map_port(p.port)

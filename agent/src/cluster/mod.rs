@@ -95,8 +95,6 @@ struct OwnerStats {
     writes: u64,
     /// Writes that lost to another host's (the winner's record was applied).
     conflicts_lost: u64,
-    /// Writes pending in the switch at the last look.
-    pending: u64,
     /// Claim arrival on the claiming switch → move installed here (same boot only).
     propagation: Histogram,
 }
@@ -246,8 +244,9 @@ impl ClusterState {
         }
     }
 
-    /// Prometheus lines for the cluster (appended to the switch's metrics).
-    pub fn metrics(&self) -> String {
+    /// Prometheus lines for the cluster (appended to the switch's metrics); `pending` is
+    /// the switch's count of ownership changes not yet written (`Command::ClusterWrites`).
+    pub fn metrics(&self, pending: u64) -> String {
         let g = self.lock();
         let remote = g.hosts.keys().filter(|h| **h != self.local.host).count();
         let mut owners = format!(
@@ -267,7 +266,7 @@ impl ClusterState {
              # TYPE vswitch_vip_move_propagation_seconds histogram\n",
             g.stats.writes,
             g.stats.conflicts_lost,
-            g.stats.pending,
+            pending,
             g.vips.len(),
         );
         g.stats
@@ -480,7 +479,7 @@ mod tests {
         assert!(!v[1].local);
         assert_eq!(v[1].session, None);
         assert_eq!(v[1].ports, 1);
-        assert!(s.metrics().contains("vswitch_cluster_session_state 2\n"));
-        assert!(s.metrics().contains("vswitch_cluster_remote_hosts 1\n"));
+        assert!(s.metrics(0).contains("vswitch_cluster_session_state 2\n"));
+        assert!(s.metrics(0).contains("vswitch_cluster_remote_hosts 1\n"));
     }
 }

@@ -307,7 +307,6 @@ pub(super) async fn write_pending(
         Ok(View::ClusterWrites(w)) => w,
         _ => return Ok(()),
     };
-    state.lock().stats.pending = writes.len() as u64;
     let me = state.local.host.clone();
     for w in writes {
         let key = schema::owner_key(&w.vip);

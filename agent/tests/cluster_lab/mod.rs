@@ -31,6 +31,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod vips;
+
 /// The switch binary under test.
 pub const VSWITCH: &str = env!("CARGO_BIN_EXE_vswitch");
 /// Debian's etcd-server.

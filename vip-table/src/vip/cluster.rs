@@ -12,7 +12,11 @@
 //! - **records from the store** ([`VipGroup::apply_remote_move`],
 //!   [`VipGroup::apply_remote_release`]) are applied iff their [`Stamp`] is newer than the
 //!   group's confirmed one ([`Stamp::newer_than`]); otherwise they change nothing and
-//!   return [`RemoteOutcome::Stale`]. A record naming a port that is not a candidate
+//!   return [`RemoteOutcome::Stale`] — except the confirmed record itself, given again
+//!   while the group lacks the owner it names (A/P: has no owner) and has no unwritten
+//!   local change: it re-installs an owner dropped
+//!   because its host's lease expired (or its port record went) once that host is back,
+//!   as its record still stands in the store. A record naming a port that is not a candidate
 //!   (local or remote) is refused: [`RemoteOutcome::NotACandidate`]. Records are never
 //!   damped (the claiming host damped the claim), but an applied move counts in the damping
 //!   window, so a pair flapping across hosts is damped like one flapping on one host;
@@ -114,6 +118,14 @@ impl VipGroup {
         !self.owners.is_empty() || !self.remote_owners.is_empty()
     }
 
+    /// Is the owner at `at` (local port or remote port) one of the owners?
+    fn has_owner_at(&self, at: Location) -> bool {
+        match at {
+            Location::Local(p) => self.owners.iter().any(|o| o.port == p),
+            Location::Remote(r) => self.remote_owners.iter().any(|o| o.at == r),
+        }
+    }
+
     /// Owners on other hosts.
     pub fn remote_owners(&self) -> &[RemoteOwner] {
         &self.remote_owners
@@ -199,6 +211,7 @@ impl VipGroup {
         if let Err(reason) = stamp.newer_than(self.confirmed) {
             return self.stale(stamp, reason);
         }
+        self.lost_owners.clear();
         self.confirmed = Some(stamp);
         if stamp.epoch >= self.epoch {
             self.dirty = false;
@@ -222,6 +235,9 @@ impl VipGroup {
         } else {
             self.epoch.max(stamp.epoch)
         };
+        if self.confirmed != Some(stamp) {
+            self.lost_owners.clear();
+        }
         self.confirmed = Some(stamp);
     }
 
@@ -237,7 +253,28 @@ impl VipGroup {
         now: Timestamp,
     ) -> RemoteOutcome {
         if let Err(reason) = stamp.newer_than(self.confirmed) {
-            return self.stale(stamp, reason);
+            // the record last confirmed, given again, re-installs an owner that was dropped
+            // only because its location went (its host's lease expired, its port record
+            // went) and is back; never over a local change not yet written
+            let lost = match to {
+                Location::Remote(r) => self.lost_owners.contains(&r),
+                Location::Local(_) => false,
+            };
+            let missing = match self.spec.mode {
+                VipMode::ActivePassive => !self.has_owner(),
+                VipMode::ActiveActive => !self.has_owner_at(to),
+            };
+            if reason != StaleReason::Duplicate
+                || self.dirty
+                || !lost
+                || !missing
+                || !self.is_candidate_at(to)
+            {
+                return self.stale(stamp, reason);
+            }
+            if let Location::Remote(r) = to {
+                self.lost_owners.retain(|o| *o != r);
+            }
         }
         if !self.is_candidate_at(to) {
             return RemoteOutcome::NotACandidate { at: to };
@@ -417,6 +454,7 @@ impl VipGroup {
     ) -> Option<Move> {
         let i = self.remote_owners.iter().position(f)?;
         let gone = self.remote_owners.remove(i);
+        self.lost_owners.push(gone.at);
         self.epoch += 1;
         let m = Move {
             at: now,

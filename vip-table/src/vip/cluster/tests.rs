@@ -397,3 +397,59 @@ fn removing_a_remote_candidate_drops_its_ownership() {
     assert!(!g.has_owner());
     assert!(g.remove_remote_candidate(RemotePortId(11), t(3)).is_none());
 }
+
+#[test]
+fn the_confirmed_record_again_reinstalls_an_owner_whose_host_came_back() {
+    let mut g = group(VipMode::ActivePassive);
+    let b = Location::Remote(rp(HB, 10));
+    assert!(matches!(
+        g.apply_remote_move(st(1, 5), b, mac(10), mac(10), t(1)),
+        RemoteOutcome::Applied(Some(_))
+    ));
+    let mut out = vec![];
+    g.host_gone(HB, t(2), &mut out);
+    assert!(!g.has_owner(), "the owner went with its host");
+    // host B is back (its lease renewed, its port record again): the record still stands
+    assert!(g.add_remote_candidate(rp(HB, 10)));
+    assert!(matches!(
+        g.apply_remote_move(st(1, 5), b, mac(10), mac(10), t(3)),
+        RemoteOutcome::Applied(Some(_))
+    ));
+    assert_eq!(g.remote_owners()[0].at, rp(HB, 10));
+    assert!(
+        g.cluster_write().is_none(),
+        "a record applied is not written back"
+    );
+    // given once more, it is the duplicate it always was
+    assert!(matches!(
+        g.apply_remote_move(st(1, 5), b, mac(10), mac(10), t(4)),
+        RemoteOutcome::Stale {
+            reason: StaleReason::Duplicate,
+            ..
+        }
+    ));
+    assert_eq!(g.remote_owners().len(), 1);
+}
+
+#[test]
+fn the_confirmed_record_again_never_undoes_an_unwritten_local_claim() {
+    let mut g = group(VipMode::ActivePassive);
+    let b = Location::Remote(rp(HB, 10));
+    g.apply_remote_move(st(1, 5), b, mac(10), mac(10), t(1));
+    let mut out = vec![];
+    g.host_gone(HB, t(2), &mut out);
+    assert!(matches!(
+        g.claim(PortId(1), mac(1), t(3)),
+        ClaimOutcome::Moved(_)
+    ));
+    assert!(g.add_remote_candidate(rp(HB, 10)));
+    assert!(matches!(
+        g.apply_remote_move(st(1, 5), b, mac(10), mac(10), t(4)),
+        RemoteOutcome::Stale {
+            reason: StaleReason::Duplicate,
+            ..
+        }
+    ));
+    assert_eq!(g.owners()[0].port, PortId(1), "the local claim stands");
+    assert!(g.cluster_write().is_some(), "and is still to be written");
+}
