@@ -1091,6 +1091,11 @@ impl Cluster {
         &self.hosts[name]
     }
 
+    /// The PID of the host's agent, while it runs.
+    pub fn agent_pid(&self, name: &str) -> Option<u32> {
+        self.hosts[name].child.as_ref().map(Child::id)
+    }
+
     /// `kill -9` the host's agent (by the PID we spawned); returns once it is reaped.
     pub fn kill9(&mut self, name: &str) {
         let h = self.hosts.get_mut(name).unwrap();
