@@ -171,6 +171,15 @@ fn vms_on_two_hosts_talk_through_the_vxlan_overlay() {
         metric(&m, "vswitch_overlay_tx_bytes_total{host=\"host-b\"}") >= bytes,
         "host-a counted its VXLAN bytes to host-b:\n{m}"
     );
+    // host-b joined a1's segments back into super-frames for b1 (cluster.gro, on by
+    // default): one write per super-frame, not one per datagram
+    let m = metrics(&c, "host-b");
+    let joined = metric(&m, "vswitch_overlay_rx_coalesced_total{host=\"host-a\"}");
+    let frames = metric(&m, "vswitch_overlay_rx_frames_total{host=\"host-a\"}");
+    assert!(
+        joined > 0 && joined <= frames,
+        "host-b joined {joined} of {frames} datagrams from host-a:\n{m}"
+    );
 
     // a spoofed source address from a1 never reaches the underlay
     let spoofed = "10.251.0.99";

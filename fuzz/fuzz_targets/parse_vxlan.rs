@@ -9,7 +9,10 @@
 //!    header and at least an Ethernet header long, and re-encapsulating it gives the input
 //!    back with the reserved bits cleared (they are ignored on receipt, RFC 7348 §5);
 //! 3. the inner frame goes through `wire::parse`, which must not panic either;
-//! 4. the whole payload goes through the daemon's overlay step (`forward::step_overlay`)
+//! 4. the whole payload goes through the worker's receive glue — the coalescer
+//!    (`overlay::gro::Gro::feed`, twice: the second copy may join the first) and the
+//!    daemon's overlay step (`forward::step_overlay_vnet`) for what it hands out — and, as
+//!    a single datagram, through `forward::step_overlay`
 //!    on a fixed cluster-mode switch (local vm1, vm2; host-b with vm3, the scenarios' third
 //!    VM, so seeds from vm3 reach delivery; VNI 42 = VLAN 0, the seeds' VNI), as from
 //!    host-b's VTEP and as from an unknown address: it must not panic, never answer, never
@@ -23,7 +26,8 @@ use libfuzzer_sys::fuzz_target;
 use vip_table::{PortId, Timestamp};
 use vswitch::config::Config;
 use vswitch::control::Switch;
-use vswitch::forward::{step_overlay, Recorder};
+use vswitch::forward::{step_overlay, step_overlay_vnet, Recorder};
+use vswitch::overlay::gro::Gro;
 use vswitch::overlay::{Topology, TopologyHost, TopologyPort};
 use vswitch::pipeline::{DropReason, Effects, Snapshot, Verdict};
 use vswitch::wire::{self, vxlan};
@@ -104,8 +108,32 @@ fn overlay_step(data: &[u8]) {
     assert_eq!(v, Verdict::Drop(DropReason::UnknownVtep));
 }
 
+/// The datagram twice through the coalescer, as the worker feeds a receive round: every
+/// frame it hands out goes through the overlay step; two datagrams go in, so at most two
+/// frames come out, and a joined one carries a GSO header.
+fn coalesced(data: &[u8]) {
+    let snap = switch();
+    let mut gro = Gro::new();
+    let mut fx = Effects::default();
+    let mut out = Recorder::default();
+    let mut frames = 0;
+    let mut emit = |src: std::net::Ipv4Addr, p: &mut [u8], v: &vswitch::port::VnetHdr| {
+        frames += 1;
+        let _ = step_overlay_vnet(snap, src, p, v, Timestamp(1), &mut fx, &mut out);
+    };
+    for _ in 0..2 {
+        let mut d = data.to_vec();
+        gro.feed(B_VTEP.into(), &mut d, &mut emit);
+    }
+    gro.flush(&mut emit);
+    assert!((1..=2).contains(&frames), "{frames} frames out of 2 datagrams");
+    assert_eq!(gro.pending(), 0);
+    assert!(out.sent_remote.is_empty(), "relayed to another host");
+}
+
 fuzz_target!(|data: &[u8]| {
     overlay_step(data);
+    coalesced(data);
     match vxlan::decap(data) {
         Ok((vni, inner)) => {
             assert!(vni.get() <= vxlan::Vni::MAX, "VNI {vni} over 24 bits");

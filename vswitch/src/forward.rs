@@ -174,6 +174,21 @@ pub fn step_overlay(
     fx: &mut Effects,
     out: &mut impl Output,
 ) -> Verdict {
+    step_overlay_vnet(snap, src, payload, &VnetHdr::default(), now, fx, out)
+}
+
+/// [`step_overlay`] for a payload with a virtio-net header: a super-frame that
+/// [`crate::overlay::gro::Gro`] joined from several datagrams goes through the pipeline
+/// as one frame (`RxMeta.gso`) and is sent with its header.
+pub fn step_overlay_vnet(
+    snap: &Snapshot,
+    src: Ipv4Addr,
+    payload: &mut [u8],
+    vnet: &VnetHdr,
+    now: Timestamp,
+    fx: &mut Effects,
+    out: &mut impl Output,
+) -> Verdict {
     use std::sync::atomic::Ordering::Relaxed;
     let ov = &snap.overlay;
     let Some(host) = ov.host_at(src) else {
@@ -194,14 +209,19 @@ pub fn step_overlay(
     let Some(frame) = payload.get_mut(vxlan::HEADER_LEN..) else {
         return Verdict::Drop(DropReason::Malformed);
     };
-    let (_, v) = process_overlay(snap, src, vni, frame, RxMeta::default(), now, fx);
+    let meta = RxMeta { gso: vnet.is_gso() };
+    let (_, v) = process_overlay(snap, src, vni, frame, meta, now, fx);
     if let Some(c) = counters {
-        c.rx(frame.len());
+        if vnet.is_gso() && vnet.gso_size > 0 {
+            let data = frame.len().saturating_sub(usize::from(vnet.hdr_len));
+            c.rx_joined(data.div_ceil(usize::from(vnet.gso_size)), frame.len());
+        } else {
+            c.rx(frame.len());
+        }
         if let Verdict::Drop(r) = v {
             c.count_drop(r);
         }
     }
-    let plain = VnetHdr::default();
     match v {
         Verdict::Forward { port, rewrite_dst } => {
             if let Some(m) = rewrite_dst {
@@ -209,11 +229,11 @@ pub fn step_overlay(
                     d.copy_from_slice(&m.0);
                 }
             }
-            send_counted(snap, out, port, frame, &plain);
+            send_counted(snap, out, port, frame, vnet);
         }
         Verdict::Flood => {
             for p in fx.flood.iter() {
-                send_counted(snap, out, p, frame, &plain);
+                send_counted(snap, out, p, frame, vnet);
             }
         }
         Verdict::Answered | Verdict::ToRemote { .. } | Verdict::Drop(_) | Verdict::ToSwitch => {}

@@ -134,6 +134,8 @@ pub struct HostSpec {
     pub vms: Vec<VmDef>,
     /// Appended to the config before `[cluster]` (e.g. `[[vip]]` tables).
     pub extra_toml: String,
+    /// Appended inside `[cluster]` (e.g. `udp_gso = "off"`).
+    pub cluster_toml: String,
 }
 
 impl HostSpec {
@@ -158,6 +160,13 @@ impl HostSpec {
             port: port.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         });
+        self
+    }
+
+    /// Append a line to the host's `[cluster]` table.
+    pub fn cluster(mut self, line: &str) -> Self {
+        self.cluster_toml.push_str(line);
+        self.cluster_toml.push('\n');
         self
     }
 
@@ -208,7 +217,7 @@ pub struct Background {
 }
 
 impl Background {
-    fn spawn(ns: &str, args: &[&str]) -> Background {
+    pub fn spawn(ns: &str, args: &[&str]) -> Background {
         let child = Command::new("ip")
             .args(["netns", "exec", ns])
             .args(args)
@@ -731,6 +740,7 @@ impl Cluster {
             self.endpoints_toml(),
             self.lease_ttl_secs
         ));
+        toml.push_str(&spec.cluster_toml);
         if let Some(t) = &self.tls {
             toml.push_str(&format!(
                 "ca_file = {:?}\ncert_file = {:?}\nkey_file = {:?}\n",

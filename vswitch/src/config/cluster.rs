@@ -56,6 +56,40 @@ pub struct ClusterSettings {
     /// TTL of the host's etcd lease (`lease_ttl_secs`): how long a dead host's records
     /// outlive it.
     pub lease_ttl: Duration,
+    /// How VXLAN datagrams are handed to the kernel (`udp_gso`).
+    pub udp_gso: UdpGso,
+    /// Whether TCP segments received from one host in one round are joined back into
+    /// super-frames for the local port (`gro`, default true; see `overlay::gro`).
+    pub gro: bool,
+}
+
+/// `cluster.udp_gso`: whether the segments of a TSO super-frame, each already cut and
+/// encapsulated in userspace, are sent to a remote host as one UDP GSO batch (one
+/// `sendmsg` with `UDP_SEGMENT`: the kernel splits it into datagrams) or one `send_to`
+/// each. The kernel's VXLAN device would segment the inner TCP stream itself
+/// (UDP-tunnel GSO); a UDP socket cannot ask for that, so the inner cut stays ours either
+/// way (docs/cluster.md, "TSO super-frames and the underlay").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UdpGso {
+    /// Probe the socket at start; fall back to one datagram per send, with a log line,
+    /// when the kernel lacks `UDP_SEGMENT` (Linux < 4.18). The default.
+    #[default]
+    Auto,
+    /// Require UDP GSO: a kernel without it is a start error.
+    On,
+    /// One `send_to` per datagram.
+    Off,
+}
+
+impl UdpGso {
+    /// The spelling in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UdpGso::Auto => "auto",
+            UdpGso::On => "on",
+            UdpGso::Off => "off",
+        }
+    }
 }
 
 impl ClusterSettings {
@@ -377,6 +411,20 @@ pub(super) fn validate(
         }
     };
 
+    // udp_gso
+    let udp_gso = match raw.udp_gso.as_deref() {
+        None | Some("auto") => UdpGso::Auto,
+        Some("on") => UdpGso::On,
+        Some("off") => UdpGso::Off,
+        Some(other) => {
+            err(
+                "cluster.udp_gso".into(),
+                format!("must be \"auto\", \"on\" or \"off\" (got {other:?})"),
+            );
+            UdpGso::Auto
+        }
+    };
+
     // vlans
     let mut vnis: Vec<VlanVni> = Vec::new();
     let mut by_vlan: HashMap<u16, usize> = HashMap::new();
@@ -472,6 +520,8 @@ pub(super) fn validate(
         underlay_mtu: underlay_mtu.unwrap_or(DEFAULT_UNDERLAY_MTU),
         vnis,
         lease_ttl,
+        udp_gso,
+        gro: raw.gro.unwrap_or(true),
     }
 }
 
@@ -725,6 +775,34 @@ mod tests {
 
     #[test]
     fn lease_ttl_range() {
+        for (v, want) in [
+            ("auto", UdpGso::Auto),
+            ("on", UdpGso::On),
+            ("off", UdpGso::Off),
+        ] {
+            let c = Config::from_toml_str(&with(&format!("udp_gso = {v:?}"))).unwrap();
+            assert_eq!(c.cluster.unwrap().udp_gso, want);
+        }
+        assert!(
+            Config::from_toml_str(&with(""))
+                .unwrap()
+                .cluster
+                .unwrap()
+                .gro
+        );
+        assert!(
+            !Config::from_toml_str(&with("gro = false"))
+                .unwrap()
+                .cluster
+                .unwrap()
+                .gro
+        );
+        let (f, r) = one_error(&with("udp_gso = \"yes\""));
+        assert_eq!(f, "cluster.udp_gso");
+        assert!(
+            r.contains("\"auto\", \"on\" or \"off\"") && r.contains("yes"),
+            "{r}"
+        );
         Config::from_toml_str(&with("lease_ttl_secs = 2")).unwrap();
         Config::from_toml_str(&with("lease_ttl_secs = 60")).unwrap();
         for bad in ["1", "61", "0", "-5"] {

@@ -33,7 +33,7 @@ mod raw;
 mod validate;
 
 pub use cluster::{
-    ClusterSettings, ClusterTls, VlanVni, DEFAULT_LEASE_TTL_SECS, DEFAULT_UNDERLAY_MTU,
+    ClusterSettings, ClusterTls, UdpGso, VlanVni, DEFAULT_LEASE_TTL_SECS, DEFAULT_UNDERLAY_MTU,
 };
 pub use cluster_vips::{
     cluster_vip_configs, merge_cluster_vips, vip_defs_from_toml, vip_defs_to_toml, ClusterVip,

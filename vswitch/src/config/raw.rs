@@ -39,6 +39,8 @@ pub(super) struct RawCluster {
     #[serde(default)]
     pub vlans: Vec<RawVlanVni>,
     pub lease_ttl_secs: Option<i64>,
+    pub udp_gso: Option<String>,
+    pub gro: Option<bool>,
 }
 
 /// One entry of `cluster.vlans`.

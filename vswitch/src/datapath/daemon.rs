@@ -51,6 +51,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// Cluster mode: `cluster.udp_gso = "on"` on a kernel without UDP GSO.
+    #[error("cluster.udp_gso = \"on\": {0}")]
+    UdpGso(#[source] std::io::Error),
 }
 
 /// A handle for sending commands to the control thread.
@@ -109,12 +112,27 @@ impl Daemon {
         // whatever was restored may be stale: ask the candidates
         sw.discover_all(clock.now());
         let vxlan = match &sw.config().cluster {
-            Some(c) => Some(super::vxlan_io::VxlanIo::bind(c.vtep).map_err(|source| {
-                DaemonError::Vxlan {
-                    vtep: c.vtep,
-                    source,
+            Some(c) => {
+                let v =
+                    super::vxlan_io::VxlanIo::bind(c.vtep, c.udp_gso, c.gro).map_err(|source| {
+                        if source.kind() == std::io::ErrorKind::Unsupported {
+                            DaemonError::UdpGso(source)
+                        } else {
+                            DaemonError::Vxlan {
+                                vtep: c.vtep,
+                                source,
+                            }
+                        }
+                    })?;
+                if v.udp_gso() {
+                    tracing::info!(vtep = %c.vtep, "VXLAN super-frames go out as UDP GSO batches (cluster.udp_gso)");
+                } else if c.udp_gso == crate::config::UdpGso::Auto {
+                    tracing::warn!(vtep = %c.vtep, "this kernel has no UDP GSO (UDP_SEGMENT); VXLAN goes out one datagram per send");
+                } else {
+                    tracing::info!(vtep = %c.vtep, "VXLAN goes out one datagram per send (cluster.udp_gso = \"off\")");
                 }
-            })?),
+                Some(v)
+            }
             None => None,
         };
         let poll = Poll::new().map_err(|e| DaemonError::Os("epoll", e))?;

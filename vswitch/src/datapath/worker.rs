@@ -18,6 +18,7 @@ use crate::port::{Batch, Port, PortError, VnetHdr};
 
 use super::vxlan_io::VxlanIo;
 use super::{Clock, ToControl, ToWorker, BATCH, WAKE};
+use crate::overlay::gro::Gro;
 
 /// The poll token of the VXLAN socket.
 const VXLAN: Token = Token(usize::MAX - 1);
@@ -41,6 +42,8 @@ pub(super) struct Worker {
     /// The VXLAN socket (cluster mode) and whether it may have datagrams waiting.
     vxlan: Option<VxlanIo>,
     vxlan_ready: bool,
+    /// Joins the TCP segments of a receive round back into super-frames (cluster mode).
+    gro: Option<Gro>,
 }
 
 /// How often a port whose link went down is checked for having vanished.
@@ -70,6 +73,7 @@ impl Worker {
         }
         let mut w = Worker {
             vxlan_ready: vxlan.is_some(),
+            gro: vxlan.as_ref().filter(|v| v.gro()).map(|_| Gro::new()),
             vxlan,
             poll,
             ready: vec![true; devs.len()],
@@ -350,28 +354,38 @@ impl Worker {
             return;
         };
         let now = self.clock.now();
+        // frames from the overlay go to local ports only: no tunnel in this output
+        let mut out = WorkerOut {
+            devs: &mut self.devs,
+            gone: &mut self.gone_on_send,
+            tx: &self.tx,
+            vxlan: None,
+            snap,
+        };
+        let mut emit = |src: std::net::Ipv4Addr, payload: &mut [u8], vnet: &VnetHdr| {
+            forward::step_overlay_vnet(snap, src, payload, vnet, now, fx, &mut out);
+        };
         for _ in 0..BATCH {
             let (src, payload) = match vx.recv() {
                 Ok(Some(d)) => d,
                 Ok(None) => {
                     self.vxlan_ready = false;
-                    return;
+                    break;
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "VXLAN recv failed");
                     self.vxlan_ready = false;
-                    return;
+                    break;
                 }
             };
-            // frames from the overlay go to local ports only: no tunnel in this output
-            let mut out = WorkerOut {
-                devs: &mut self.devs,
-                gone: &mut self.gone_on_send,
-                tx: &self.tx,
-                vxlan: None,
-                snap,
-            };
-            forward::step_overlay(snap, src, payload, now, fx, &mut out);
+            match self.gro.as_mut() {
+                Some(gro) => gro.feed(src, payload, &mut emit),
+                None => emit(src, payload, &VnetHdr::default()),
+            }
+        }
+        // nothing waits past the round
+        if let Some(gro) = self.gro.as_mut() {
+            gro.flush(&mut emit);
         }
     }
 }

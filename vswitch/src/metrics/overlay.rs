@@ -1,6 +1,7 @@
 //! The overlay's metrics (cluster mode only): per remote host (label `host`)
 //! `overlay_tx_frames_total`, `overlay_tx_bytes_total`, `overlay_tx_errors_total`,
-//! `overlay_rx_frames_total`, `overlay_rx_bytes_total`, `overlay_rx_drops_total{reason}`
+//! `overlay_rx_frames_total`, `overlay_rx_bytes_total`, `overlay_rx_coalesced_total`
+//! (datagrams joined into super-frames), `overlay_rx_drops_total{reason}`
 //! (`unknown_vni`, `overlay_spoof`, `malformed` always, other reasons once seen),
 //! `overlay_host_up` (1 while the host is live in the topology); and without a host
 //! `overlay_unknown_vtep_total` (datagrams from an address that is no live host's VTEP)
@@ -35,7 +36,7 @@ pub(super) fn render(sw: &Switch, o: &mut String) {
         })
         .collect();
     type Get = fn(&crate::overlay::VtepValues) -> u64;
-    let families: [(&str, &str, Get); 5] = [
+    let families: [(&str, &str, Get); 6] = [
         (
             "overlay_tx_frames_total",
             "Inner frames sent to the host through VXLAN.",
@@ -60,6 +61,11 @@ pub(super) fn render(sw: &Switch, o: &mut String) {
             "overlay_rx_bytes_total",
             "Inner bytes received from the host.",
             |c| c.rx_bytes,
+        ),
+        (
+            "overlay_rx_coalesced_total",
+            "Datagrams from the host joined into TSO super-frames for the local port (cluster.gro).",
+            |c| c.rx_coalesced,
         ),
     ];
     for (name, help, get) in families {

@@ -19,10 +19,12 @@ pub struct VtepCounters {
     pub tx_bytes: AtomicU64,
     /// Sends the socket refused.
     pub tx_errors: AtomicU64,
-    /// Inner frames received from the host.
+    /// Inner frames received from the host (one per VXLAN datagram, also when joined).
     pub rx_frames: AtomicU64,
-    /// Inner bytes received.
+    /// Inner bytes received (a joined super-frame's headers once).
     pub rx_bytes: AtomicU64,
+    /// Datagrams that receive coalescing joined into a super-frame with others.
+    pub rx_coalesced: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
 }
 
@@ -39,6 +41,8 @@ pub struct VtepValues {
     pub rx_frames: u64,
     /// Bytes received.
     pub rx_bytes: u64,
+    /// Datagrams joined into super-frames.
+    pub rx_coalesced: u64,
     /// Received frames dropped, by reason (non-zero ones only).
     pub drops: Vec<(DropReason, u64)>,
 }
@@ -55,6 +59,14 @@ impl VtepCounters {
     pub fn rx(&self, bytes: usize) {
         self.rx_frames.fetch_add(1, Ordering::Relaxed);
         self.rx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    /// Count a super-frame that receive coalescing joined from `segments` datagrams.
+    #[inline]
+    pub fn rx_joined(&self, segments: usize, bytes: usize) {
+        self.rx_frames.fetch_add(segments as u64, Ordering::Relaxed);
+        self.rx_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.rx_coalesced
+            .fetch_add(segments as u64, Ordering::Relaxed);
     }
     /// Count a dropped received frame.
     #[inline]
@@ -78,6 +90,7 @@ impl VtepCounters {
             tx_errors: l(&self.tx_errors),
             rx_frames: l(&self.rx_frames),
             rx_bytes: l(&self.rx_bytes),
+            rx_coalesced: l(&self.rx_coalesced),
             drops: DropReason::ALL
                 .iter()
                 .map(|r| (*r, self.drop_count(*r)))

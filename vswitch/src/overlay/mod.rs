@@ -23,6 +23,7 @@
 //! Tested with the pipeline's overlay half (`pipeline/overlay/tests.rs`).
 
 pub mod counters;
+pub mod gro;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};

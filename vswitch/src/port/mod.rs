@@ -32,7 +32,7 @@ use thiserror::Error;
 
 pub mod af_packet;
 pub mod memory;
-mod sys;
+pub(crate) mod sys;
 pub mod tap;
 pub mod vnet;
 

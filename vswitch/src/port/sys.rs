@@ -271,6 +271,132 @@ pub(crate) unsafe fn sendmmsg(fd: BorrowedFd<'_>, msgs: &mut [libc::mmsghdr]) ->
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
 }
 
+/// `UDP_SEGMENT` (`linux/udp.h`): the GSO size of a UDP send, as a socket option or a
+/// `SOL_UDP` control message (Linux 4.18). The `libc` crate defines it only for some
+/// targets, so it is spelled out here.
+pub(crate) const UDP_SEGMENT: c_int = 103;
+
+/// The most datagrams one UDP GSO send may carry (`UDP_MAX_SEGMENTS` was 64 until Linux
+/// 6.x raised it; the older bound is used so that every kernel takes our batches).
+pub(crate) const UDP_MAX_SEGMENTS: usize = 64;
+
+/// Whether this socket's kernel knows UDP GSO: `getsockopt(SOL_UDP, UDP_SEGMENT)` succeeds.
+pub(crate) fn udp_gso_supported(fd: BorrowedFd<'_>) -> bool {
+    let mut v: c_int = 0;
+    let mut len = std::mem::size_of::<c_int>() as libc::socklen_t;
+    // SAFETY: v and len are valid for writes of the sizes passed.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_UDP,
+            UDP_SEGMENT,
+            std::ptr::from_mut(&mut v).cast::<c_void>(),
+            &mut len,
+        )
+    };
+    rc == 0
+}
+
+fn sockaddr_in(dst: std::net::SocketAddrV4) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
+    let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    a.sin_family = libc::AF_INET as libc::sa_family_t;
+    a.sin_port = dst.port().to_be();
+    a.sin_addr.s_addr = u32::from_ne_bytes(dst.ip().octets());
+    a
+}
+
+/// `sendmsg(fd, buf, to dst, [SOL_UDP UDP_SEGMENT gso_size], MSG_DONTWAIT)`: the kernel cuts
+/// `buf` into datagrams of `gso_size` bytes (the last may be shorter) and sends them all.
+pub(crate) fn send_to_gso(
+    fd: BorrowedFd<'_>,
+    buf: &[u8],
+    dst: std::net::SocketAddrV4,
+    gso_size: u16,
+) -> io::Result<usize> {
+    let mut addr = sockaddr_in(dst);
+    let mut iov = [iovec(buf)];
+    // room for one cmsg with a u16 payload, 8-byte aligned (CMSG_SPACE(2) = 24 on 64-bit)
+    let mut ctrl = [0u64; 4];
+    // SAFETY: CMSG_SPACE only computes a size.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+    if space > std::mem::size_of_val(&ctrl) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = std::ptr::from_mut(&mut addr).cast::<c_void>();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl.as_mut_ptr().cast::<c_void>();
+    msg.msg_controllen = space;
+    // SAFETY: msg_control points to `space` writable, aligned bytes, so CMSG_FIRSTHDR
+    // returns a header inside them with room for CMSG_LEN(2) bytes, which we fill.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if c.is_null() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), gso_size);
+    }
+    // SAFETY: msg, the address, the iovec and the control buffer are valid for the call;
+    // the kernel only reads through them.
+    cvt_size(unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_DONTWAIT) })
+}
+
+/// `UDP_GRO` (`linux/udp.h`, Linux 5.0): a socket option that lets the kernel hand a UDP
+/// socket several datagrams of one flow in one read, with their size in a `SOL_UDP`
+/// `UDP_GRO` control message.
+pub(crate) const UDP_GRO: c_int = 104;
+
+/// One `recvmsg(fd, buf, MSG_DONTWAIT)` on an IPv4 UDP socket: the bytes read, the source
+/// (`None` for a non-IPv4 one) and, when the kernel joined datagrams (`UDP_GRO`), their
+/// size: `buf` then holds datagrams of that size back to back, the last maybe shorter.
+pub(crate) fn recv_from_gro(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<std::net::Ipv4Addr>, Option<u16>)> {
+    // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    let mut iov = [libc::iovec {
+        iov_base: buf.as_mut_ptr().cast::<c_void>(),
+        iov_len: buf.len(),
+    }];
+    let mut ctrl = [0u64; 8];
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = std::ptr::from_mut(&mut addr).cast::<c_void>();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl.as_mut_ptr().cast::<c_void>();
+    msg.msg_controllen = std::mem::size_of_val(&ctrl);
+    // SAFETY: every pointer in msg refers to memory valid for writes of the lengths given,
+    // live for the call.
+    let n = cvt_size(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) })?;
+    let src = (i32::from(addr.sin_family) == libc::AF_INET)
+        .then(|| std::net::Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)));
+    let mut gso = None;
+    // SAFETY: the kernel wrote msg_controllen bytes of well-formed control messages into
+    // ctrl; CMSG_FIRSTHDR/CMSG_NXTHDR stay inside them, and a UDP_GRO message carries an
+    // int.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<c_int>());
+                gso = u16::try_from(v).ok().filter(|v| *v > 0);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n, src, gso))
+}
+
 /// The ifindex an AF_PACKET socket is bound to, from `getsockname` (the kernel resets it
 /// to -1 when the interface is unregistered: deleted or moved to another namespace).
 pub(crate) fn packet_bound_ifindex(fd: BorrowedFd<'_>) -> io::Result<i32> {
