@@ -30,8 +30,9 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vip_table::{
-    ClaimOutcome, Damping, HostId, Location, MacAddr, Move, MoveReason, PortId, RemoteOutcome,
-    RemotePort, RemotePortId, Selected, Stamp, Timestamp, VipId, VipMode, VipSpec, VipTable,
+    ClaimOutcome, Damping, HostId, Location, MacAddr, Move, MoveReason, OwnerEntry, PortId,
+    RemoteOutcome, RemotePort, RemotePortId, Selected, Stamp, Timestamp, VipId, VipMode, VipSpec,
+    VipTable,
 };
 
 /// Ports 0..PORTS exist; CANDIDATES own the VIP, the others are not candidates.
@@ -642,12 +643,12 @@ const HOSTS: u32 = 3;
 
 /// On every host, PortId(1) is its candidate and PortId(2) a non-candidate; host `h`'s
 /// candidate is known to the others as remote port `h`.
-fn host_table(h: u32) -> VipTable {
+fn host_table(h: u32, mode: VipMode) -> VipTable {
     let mut t = VipTable::new(
         vec![VipSpec {
             name: "web".into(),
             addresses: vec!["10.0.0.100".parse().expect("literal")],
-            mode: VipMode::ActivePassive,
+            mode,
             candidates: vec![PortId(1)],
             damping: Damping {
                 max_moves: 0,
@@ -689,20 +690,25 @@ fn seen_from(h: u32, owner: u32) -> Location {
     }
 }
 
-/// The owner as a host number, as host `h` sees it.
-fn owner_host(t: &VipTable, h: u32) -> Option<u32> {
+/// The owners as host numbers, as host `h` sees them, sorted (A/P: at most one).
+fn owner_hosts(t: &VipTable, h: u32) -> Vec<u32> {
     let g = t.group(ID).expect("group");
     let local = g.owners().iter().map(|_| h);
     let remote = g.remote_owners().iter().map(|o| o.at.host.0);
-    let all: Vec<u32> = local.chain(remote).collect();
-    assert!(all.len() <= 1, "two owners on host {h}: {all:?}");
-    all.first().copied()
+    let mut all: Vec<u32> = local.chain(remote).collect();
+    all.sort_unstable();
+    assert!(
+        g.mode() == VipMode::ActiveActive || all.len() <= 1,
+        "two owners on host {h}: {all:?}"
+    );
+    all
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Record {
     stamp: Stamp,
-    owner: Option<u32>,
+    /// The owners' hosts, sorted (the record is the whole set).
+    owners: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -743,13 +749,19 @@ struct Cluster {
 impl Cluster {
     fn apply(&mut self, h: u32, r: Record, now: Timestamp) -> RemoteOutcome {
         let t = &mut self.tables[h as usize];
-        let out = match r.owner {
-            Some(o) => {
-                t.apply_remote_move(ID, r.stamp, seen_from(h, o), host_mac(o), host_mac(o), now)
-            }
-            None => None,
-        };
-        out.expect("group")
+        // as the agent does: the whole record as a set (`apply_remote_owner_set`)
+        let set: Vec<OwnerEntry> = r
+            .owners
+            .iter()
+            .map(|&o| OwnerEntry {
+                at: seen_from(h, o),
+                mac: host_mac(o),
+                mac6: host_mac(o),
+            })
+            .collect();
+        let mut moves = Vec::new();
+        t.apply_remote_owner_set(ID, r.stamp, &set, now, &mut moves)
+            .expect("group")
     }
 
     fn write(&mut self, h: u32) -> bool {
@@ -762,15 +774,20 @@ impl Cluster {
             return false; // the transaction's condition fails: someone wrote first
         }
         self.revision += 1;
-        let owner = w.owners.first().map(|e| match e.at {
-            Location::Local(_) => h,
-            Location::Remote(r) => r.host.0,
-        });
+        let mut owners: Vec<u32> = w
+            .owners
+            .iter()
+            .map(|e| match e.at {
+                Location::Local(_) => h,
+                Location::Remote(r) => r.host.0,
+            })
+            .collect();
+        owners.sort_unstable();
         let stamp = Stamp {
             epoch: w.epoch,
             revision: self.revision,
         };
-        self.store.push(Record { stamp, owner });
+        self.store.push(Record { stamp, owners });
         let out = t.confirm_write(ID, stamp);
         assert_eq!(out, Some(RemoteOutcome::Applied(None)));
         true
@@ -778,7 +795,7 @@ impl Cluster {
 
     fn deliver(&mut self, h: u32, now: Timestamp) -> Result<(), TestCaseError> {
         let c = self.cursor[h as usize];
-        if let Some(r) = self.store.get(c).copied() {
+        if let Some(r) = self.store.get(c).cloned() {
             self.cursor[h as usize] += 1;
             let out = self.apply(h, r, now);
             // a host's own write comes back as a duplicate; everything else is newer
@@ -792,22 +809,23 @@ impl Cluster {
     }
 }
 
-fn run_cluster(ops: &[ClusterOp]) -> Result<(), TestCaseError> {
+fn run_cluster(ops: &[ClusterOp], mode: VipMode) -> Result<(), TestCaseError> {
     let mut c = Cluster {
-        tables: (0..HOSTS).map(host_table).collect(),
+        tables: (0..HOSTS).map(|h| host_table(h, mode)).collect(),
         store: Vec::new(),
         cursor: vec![0; HOSTS as usize],
         revision: 0,
     };
     let mut now = Timestamp::from_secs(1);
+    let mut claimed: Vec<u32> = Vec::new();
     for op in ops {
-        let before: Vec<(u64, Option<Stamp>, Option<u32>)> = (0..HOSTS)
+        let before: Vec<(u64, Option<Stamp>, Vec<u32>)> = (0..HOSTS)
             .map(|h| {
                 let g = c.tables[h as usize].group(ID).expect("group");
                 (
                     g.epoch(),
                     g.confirmed(),
-                    owner_host(&c.tables[h as usize], h),
+                    owner_hosts(&c.tables[h as usize], h),
                 )
             })
             .collect();
@@ -817,6 +835,9 @@ fn run_cluster(ops: &[ClusterOp]) -> Result<(), TestCaseError> {
                 let out = c.tables[h as usize]
                     .claim(ID, port, host_mac(h), now)
                     .expect("group");
+                if !bad && !claimed.contains(&h) {
+                    claimed.push(h);
+                }
                 if bad {
                     prop_assert_eq!(out, ClaimOutcome::NotCandidate);
                     prop_assert!(c.tables[h as usize]
@@ -833,7 +854,7 @@ fn run_cluster(ops: &[ClusterOp]) -> Result<(), TestCaseError> {
             ClusterOp::Redeliver { h, k } => {
                 let seen = c.cursor[h as usize];
                 if seen > 0 {
-                    let r = c.store[k % seen];
+                    let r = c.store[k % seen].clone();
                     let out = c.apply(h, r, now);
                     prop_assert!(matches!(out, RemoteOutcome::Stale { .. }), "{:?}", out);
                 }
@@ -860,7 +881,7 @@ fn run_cluster(ops: &[ClusterOp]) -> Result<(), TestCaseError> {
         for h in 0..HOSTS {
             let t = &c.tables[h as usize];
             let g = t.group(ID).expect("group");
-            let (e0, s0, o0) = before[h as usize];
+            let (e0, s0, ref o0) = before[h as usize];
             prop_assert!(g.epoch() >= e0, "host {} epoch went back", h);
             prop_assert!(
                 g.confirmed().map(|s| s.revision) >= s0.map(|s| s.revision),
@@ -870,7 +891,7 @@ fn run_cluster(ops: &[ClusterOp]) -> Result<(), TestCaseError> {
             if matches!(op, ClusterOp::Redeliver { .. } | ClusterOp::Bogus { .. }) {
                 prop_assert_eq!(g.confirmed(), s0);
                 prop_assert_eq!(g.epoch(), e0);
-                prop_assert_eq!(owner_host(t, h), o0);
+                prop_assert_eq!(&owner_hosts(t, h), o0);
             }
             for o in g.owners() {
                 prop_assert_eq!(o.port, PortId(1));
@@ -894,17 +915,22 @@ fn run_cluster(ops: &[ClusterOp]) -> Result<(), TestCaseError> {
             }
         }
     }
-    let last = c.store.last().and_then(|r| r.owner);
+    let last = c.store.last().map(|r| r.owners.clone()).unwrap_or_default();
     for h in 0..HOSTS {
         let t = &c.tables[h as usize];
         prop_assert!(t.group(ID).expect("group").cluster_write().is_none());
         if !c.store.is_empty() {
             prop_assert_eq!(
-                owner_host(t, h),
-                last,
+                &owner_hosts(t, h),
+                &last,
                 "host {} disagrees with the store's last record",
                 h
             );
+        }
+        if mode == VipMode::ActiveActive {
+            for k in &claimed {
+                prop_assert!(last.contains(k), "host {}'s claim was lost: {:?}", k, last);
+            }
         }
     }
     Ok(())
@@ -915,7 +941,15 @@ proptest! {
 
     #[test]
     fn cluster_converges_to_the_store_order(ops in prop::collection::vec(cluster_op(), 1..80)) {
-        run_cluster(&ops)?;
+        run_cluster(&ops, VipMode::ActivePassive)?;
+    }
+
+    /// The same for an active-active group, whose records are whole owner sets: every host
+    /// ends holding the last record's set, and no good claim is lost (nothing here makes an
+    /// owner leave, so every host whose candidate claimed is in it).
+    #[test]
+    fn active_active_cluster_converges_and_keeps_every_claim(ops in prop::collection::vec(cluster_op(), 1..80)) {
+        run_cluster(&ops, VipMode::ActiveActive)?;
     }
 
     /// A host vanishing drops exactly its locations, on a group with candidates and owners
@@ -926,7 +960,7 @@ proptest! {
         owner in 0usize..8,
         gone in 0u32..4,
     ) {
-        let mut t = host_table(0);
+        let mut t = host_table(0, VipMode::ActivePassive);
         let g = t.group_mut(ID).expect("group");
         for (i, h) in hosts.iter().enumerate() {
             g.add_remote_candidate(RemotePort { host: HostId(*h + 10), port: RemotePortId(i as u32 + 10) });

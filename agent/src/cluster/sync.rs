@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use etcd_client::{Client, Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 use vswitch::config::VipDef;
-use vswitch::datapath::{ClusterGroup, Command, ControlHandle};
+use vswitch::datapath::{ClusterGroup, ClusterOwnerEntry, Command, ControlHandle};
 use vswitch::view::{ClusterApplyResult, ClusterWriteView, CtlError, Reply, View};
 
 use super::schema::{self, MovedAt, OwnerEntry, OwnerRecord};
@@ -23,8 +23,6 @@ pub(super) struct Synced {
     groups: Option<Vec<ClusterGroup>>,
     /// (vip, port) → host of the remote candidates handed to the switch.
     candidates: BTreeMap<(String, String), String>,
-    /// vip → the owners of the last record applied.
-    applied: BTreeMap<String, Vec<OwnerEntry>>,
     /// This machine's boot id (for `moved_at`).
     boot_id: String,
 }
@@ -51,7 +49,6 @@ async fn call(ctl: &ControlHandle, cmd: Command) -> Reply {
 pub(super) fn forget(s: &mut Synced) {
     s.groups = None;
     s.candidates.clear();
-    s.applied.clear();
 }
 
 /// Hand the switch the cluster's groups (if they changed) and the remote candidates
@@ -104,7 +101,6 @@ pub(super) async fn reconcile(ctl: &ControlHandle, state: &ClusterState, s: &mut
                 s.groups = Some(groups);
                 // rebuilt groups: candidates and records again
                 s.candidates.clear();
-                s.applied.clear();
             }
             other => {
                 tracing::warn!(result = ?other, "cannot install the cluster vip groups");
@@ -171,49 +167,37 @@ pub(super) async fn apply_owner(
             .cloned()
             .collect()
     };
-    let before = s.applied.get(vip).cloned().unwrap_or_default();
-    let mut moved = false;
-    for o in &live {
-        let r = call(
-            ctl,
-            Command::ClusterOwner {
-                vip: vip.into(),
-                host: o.host.clone(),
-                port: o.port.clone(),
-                mac: o.mac.clone(),
-                mac6: o.mac6.clone(),
-                epoch: rec.epoch,
-                revision,
-            },
-        )
-        .await;
-        match r {
-            Ok(View::Cluster(c)) => moved |= c.moved,
-            Ok(_) => {}
-            // a group this switch does not have (yet): nothing to do
-            Err(CtlError::UnknownVip { .. }) => return,
-            Err(e) => tracing::debug!(vip, error = %e, "ownership record not applied"),
+    // the whole record in one command: an active-active group takes the set as it is
+    // (every owner, not only the first; an owner the record no longer names leaves)
+    let owners = live
+        .iter()
+        .map(|o| ClusterOwnerEntry {
+            host: o.host.clone(),
+            port: o.port.clone(),
+            mac: o.mac.clone(),
+            mac6: o.mac6.clone(),
+        })
+        .collect();
+    let r = call(
+        ctl,
+        Command::ClusterOwners {
+            vip: vip.into(),
+            owners,
+            epoch: rec.epoch,
+            revision,
+        },
+    )
+    .await;
+    let moved = match r {
+        Ok(View::Cluster(c)) => c.moved,
+        Ok(_) => false,
+        // a group this switch does not have (yet): nothing to do
+        Err(CtlError::UnknownVip { .. }) => return,
+        Err(e) => {
+            tracing::debug!(vip, error = %e, "ownership record not applied");
+            false
         }
-    }
-    if rec.owners.is_empty() {
-        for o in &before {
-            if let Ok(View::Cluster(c)) = call(
-                ctl,
-                Command::ClusterRelease {
-                    vip: vip.into(),
-                    host: o.host.clone(),
-                    port: o.port.clone(),
-                    epoch: rec.epoch,
-                    revision,
-                },
-            )
-            .await
-            {
-                moved |= c.moved;
-            }
-        }
-    }
-    s.applied.insert(vip.to_string(), rec.owners.clone());
+    };
     if moved && rec.moved_at.boot_id == s.boot_id && rec.moved_at.ns > 0 {
         let now = vswitch::datapath::Clock::new().now().as_nanos();
         let secs = now.saturating_sub(rec.moved_at.ns) as f64 / 1e9;

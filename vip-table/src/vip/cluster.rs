@@ -513,6 +513,19 @@ impl VipTable {
             .map(|g| g.apply_remote_release(stamp, from, now))
     }
 
+    /// [`VipGroup::apply_remote_owner_set`] on group `id`.
+    pub fn apply_remote_owner_set(
+        &mut self,
+        id: VipId,
+        stamp: Stamp,
+        set: &[OwnerEntry],
+        now: Timestamp,
+        moves: &mut Vec<Move>,
+    ) -> Option<RemoteOutcome> {
+        self.group_mut(id)
+            .map(|g| g.apply_remote_owner_set(stamp, set, now, moves))
+    }
+
     /// [`VipGroup::confirm_write`] on group `id`.
     pub fn confirm_write(&mut self, id: VipId, stamp: Stamp) -> Option<RemoteOutcome> {
         self.group_mut(id).map(|g| g.confirm_write(stamp))
@@ -540,6 +553,8 @@ impl VipTable {
             .collect()
     }
 }
+
+mod owner_set;
 
 #[cfg(test)]
 mod tests;

@@ -174,6 +174,42 @@ impl Switch {
         Ok(self.after_remote(id, r, out))
     }
 
+    /// A whole ownership record from the store: `owners` are every owner of `vip` at
+    /// `stamp` (active-active: the set replaces the group's; active-passive: the first
+    /// becomes the owner, none releases; see `vip_table::VipGroup::apply_remote_owner_set`).
+    /// Every move is announced and emitted as [`Switch::apply_remote_owner`] does for one.
+    pub fn apply_remote_owners(
+        &mut self,
+        vip: &str,
+        owners: &[RemoteOwnerRecord<'_>],
+        stamp: Stamp,
+        now: Timestamp,
+        out: &mut Vec<Outbound>,
+    ) -> Result<RemoteOutcome, ControlError> {
+        let id = self.vip_id(vip)?;
+        let set: Vec<vip_table::OwnerEntry> = owners
+            .iter()
+            .map(|o| vip_table::OwnerEntry {
+                at: self.location(o.host, o.port),
+                mac: o.mac,
+                mac6: o.mac6,
+            })
+            .collect();
+        let mut moves = Vec::new();
+        let r = self
+            .vips
+            .apply_remote_owner_set(id, stamp, &set, now, &mut moves)
+            .ok_or_else(|| ControlError::UnknownVip(vip.to_string()))?;
+        if let RemoteOutcome::Applied(_) = r {
+            self.discovery.stop(id);
+            for m in moves {
+                self.on_move_from(id, m, true, out);
+            }
+            self.publish(false);
+        }
+        Ok(r)
+    }
+
     /// A record from the store: `port` on `host` released `vip` at `stamp`.
     pub fn apply_remote_release(
         &mut self,

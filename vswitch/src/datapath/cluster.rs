@@ -90,6 +90,26 @@ impl ControlLoop {
                         .apply_remote_owner(&vip, owner, Stamp { epoch, revision }, now, ob)?;
                 Ok(View::Cluster(outcome(o)))
             }
+            Command::ClusterOwners {
+                vip,
+                owners,
+                epoch,
+                revision,
+            } => {
+                let mut set = Vec::with_capacity(owners.len());
+                for o in &owners {
+                    set.push(RemoteOwnerRecord {
+                        host: &o.host,
+                        port: &o.port,
+                        mac: mac(&o.mac)?,
+                        mac6: mac(&o.mac6)?,
+                    });
+                }
+                let o =
+                    self.sw
+                        .apply_remote_owners(&vip, &set, Stamp { epoch, revision }, now, ob)?;
+                Ok(View::Cluster(outcome(o)))
+            }
             Command::ClusterRelease {
                 vip,
                 host,

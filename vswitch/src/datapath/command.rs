@@ -84,6 +84,18 @@ pub enum Command {
         /// The record's `mod_revision`.
         revision: u64,
     },
+    /// Agent only: a whole ownership record from the store: every owner of `vip` (see
+    /// `Switch::apply_remote_owners`).
+    ClusterOwners {
+        /// Group.
+        vip: String,
+        /// The owners, as the record lists them.
+        owners: Vec<ClusterOwnerEntry>,
+        /// The record's epoch.
+        epoch: u64,
+        /// The record's `mod_revision`.
+        revision: u64,
+    },
     /// Agent only: an ownership record from the store no longer names `port` on `host`.
     ClusterRelease {
         /// Group.
@@ -131,6 +143,19 @@ pub enum Command {
     },
 }
 
+/// One owner of a [`Command::ClusterOwners`] record.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterOwnerEntry {
+    /// The owner's host.
+    pub host: String,
+    /// The owner's port.
+    pub port: String,
+    /// Its IPv4 MAC.
+    pub mac: String,
+    /// Its IPv6 MAC.
+    pub mac6: String,
+}
+
 /// A cluster VIP group as the agent hands it to the switch.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterGroup {
@@ -162,6 +187,7 @@ impl Command {
             | Command::ClusterApply { .. }
             | Command::ClusterVips { .. }
             | Command::ClusterOwner { .. }
+            | Command::ClusterOwners { .. }
             | Command::ClusterRelease { .. }
             | Command::ClusterConfirm { .. }
             | Command::ClusterCandidate { .. }
@@ -179,6 +205,7 @@ impl Command {
             self,
             Command::ClusterVips { .. }
                 | Command::ClusterOwner { .. }
+                | Command::ClusterOwners { .. }
                 | Command::ClusterRelease { .. }
                 | Command::ClusterConfirm { .. }
                 | Command::ClusterWrites

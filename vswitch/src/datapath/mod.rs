@@ -66,7 +66,7 @@ pub mod vxlan_io;
 mod worker;
 
 pub use crate::view::Reply;
-pub use command::{ClusterGroup, Command};
+pub use command::{ClusterGroup, ClusterOwnerEntry, Command};
 pub use daemon::{ControlHandle, Daemon, DaemonError, DaemonOptions};
 
 /// Frames drained from one port per round.

@@ -84,6 +84,7 @@ impl ControlLoop {
             | Command::ClusterShow
             | Command::ClusterVips { .. }
             | Command::ClusterOwner { .. }
+            | Command::ClusterOwners { .. }
             | Command::ClusterRelease { .. }
             | Command::ClusterConfirm { .. }
             | Command::ClusterWrites

@@ -123,6 +123,7 @@ impl View {
             Command::Watch => View::Watching(de(v)?),
             Command::SetTopology(_) => View::Topology(de(v)?),
             Command::ClusterOwner { .. }
+            | Command::ClusterOwners { .. }
             | Command::ClusterRelease { .. }
             | Command::ClusterConfirm { .. }
             | Command::ClusterCandidate { .. }

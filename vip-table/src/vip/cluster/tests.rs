@@ -453,3 +453,155 @@ fn the_confirmed_record_again_never_undoes_an_unwritten_local_claim() {
     assert_eq!(g.owners()[0].port, PortId(1), "the local claim stands");
     assert!(g.cluster_write().is_some(), "and is still to be written");
 }
+
+fn entry(at: Location, m: u8) -> OwnerEntry {
+    OwnerEntry {
+        at,
+        mac: mac(m),
+        mac6: mac(m),
+    }
+}
+
+fn owners_at(g: &VipGroup) -> Vec<Location> {
+    g.entries().iter().map(|e| e.at).collect()
+}
+
+#[test]
+fn an_active_active_record_is_the_whole_owner_set() {
+    let mut g = group(VipMode::ActiveActive);
+    let b = Location::Remote(rp(HB, 10));
+    let c = Location::Remote(rp(HC, 11));
+    let mut moves = Vec::new();
+    // both remote owners of one record are installed (not only the first)
+    let r = g.apply_remote_owner_set(st(1, 5), &[entry(b, 10), entry(c, 11)], t(1), &mut moves);
+    assert!(matches!(r, RemoteOutcome::Applied(Some(_))), "{r:?}");
+    assert_eq!(moves.len(), 2);
+    assert_eq!(owners_at(&g), vec![b, c]);
+    assert!(moves.iter().all(|m| m.epoch == g.epoch()));
+    // the same record again: nothing
+    moves.clear();
+    let r = g.apply_remote_owner_set(st(1, 5), &[entry(b, 10), entry(c, 11)], t(2), &mut moves);
+    assert!(matches!(r, RemoteOutcome::Stale { .. }), "{r:?}");
+    assert!(moves.is_empty());
+    // a newer record without host C's owner: it leaves; a new MAC on B is a MAC change
+    let r = g.apply_remote_owner_set(st(2, 6), &[entry(b, 20)], t(3), &mut moves);
+    assert!(matches!(r, RemoteOutcome::Applied(Some(_))), "{r:?}");
+    assert_eq!(owners_at(&g), vec![b]);
+    assert_eq!(g.remote_owners()[0].mac, mac(20));
+    assert_eq!(moves.len(), 2);
+    assert!(moves
+        .iter()
+        .any(|m| m.from_remote == Some(rp(HC, 11)) && m.to_location().is_none()));
+    assert!(moves.iter().any(|m| m.reason == MoveReason::MacChange));
+    // a record naming this switch's port (a resync, or our write seen first through the
+    // watch) installs it as a local owner; an empty record leaves no owner
+    moves.clear();
+    let l1 = Location::Local(PortId(1));
+    g.apply_remote_owner_set(st(3, 7), &[entry(l1, 1), entry(b, 20)], t(4), &mut moves);
+    assert_eq!(owners_at(&g), vec![l1, b]);
+    g.apply_remote_owner_set(st(4, 8), &[], t(5), &mut moves);
+    assert!(!g.has_owner());
+    assert!(
+        g.cluster_write().is_none(),
+        "the store's record is nothing to write"
+    );
+}
+
+#[test]
+fn an_active_active_record_keeps_an_unwritten_local_join() {
+    // host A's VM joins while host B's VM joins too; B's record wins the race and does
+    // not name A's VM: A keeps it, stays dirty, and its next write carries both
+    let mut g = group(VipMode::ActiveActive);
+    let b = Location::Remote(rp(HB, 10));
+    let l1 = Location::Local(PortId(1));
+    let mut moves = Vec::new();
+    g.apply_remote_owner_set(st(1, 5), &[], t(0), &mut moves);
+    assert!(matches!(
+        g.claim(PortId(1), mac(1), t(1)),
+        ClaimOutcome::Moved(_)
+    ));
+    assert!(g.is_dirty());
+    let r = g.apply_remote_owner_set(st(2, 6), &[entry(b, 10)], t(2), &mut moves);
+    assert!(matches!(r, RemoteOutcome::Applied(Some(_))), "{r:?}");
+    assert_eq!(owners_at(&g), vec![l1, b]);
+    let w = g
+        .cluster_write()
+        .expect("the local join is still to be written");
+    assert_eq!(w.base_revision, Some(6));
+    assert_eq!(w.owners.len(), 2);
+    // once written and seen back, the group is clean
+    assert_eq!(
+        g.confirm_write(st(w.epoch, 9)),
+        RemoteOutcome::Applied(None)
+    );
+    assert!(g.cluster_write().is_none());
+}
+
+#[test]
+fn an_active_active_record_skips_non_candidates_and_refuses_a_set_of_them() {
+    let mut g = group(VipMode::ActiveActive);
+    let b = Location::Remote(rp(HB, 10));
+    let stranger = Location::Remote(rp(HB, 99));
+    let mut moves = Vec::new();
+    let r = g.apply_remote_owner_set(st(1, 5), &[entry(stranger, 9)], t(1), &mut moves);
+    assert_eq!(r, RemoteOutcome::NotACandidate { at: stranger });
+    assert!(!g.has_owner());
+    g.apply_remote_owner_set(
+        st(2, 6),
+        &[entry(stranger, 9), entry(b, 10)],
+        t(2),
+        &mut moves,
+    );
+    assert_eq!(owners_at(&g), vec![b]);
+}
+
+#[test]
+fn an_active_active_record_again_reinstalls_owners_whose_host_came_back() {
+    let mut g = group(VipMode::ActiveActive);
+    let b = Location::Remote(rp(HB, 10));
+    let c = Location::Remote(rp(HC, 11));
+    let rec = [entry(b, 10), entry(c, 11)];
+    let mut moves = Vec::new();
+    g.apply_remote_owner_set(st(1, 5), &rec, t(1), &mut moves);
+    let mut gone = Vec::new();
+    g.host_gone(HC, t(2), &mut gone);
+    assert_eq!(owners_at(&g), vec![b]);
+    // host C is back with its port; the record still stands and is given again
+    assert!(g.add_remote_candidate(rp(HC, 11)));
+    moves.clear();
+    let r = g.apply_remote_owner_set(st(1, 5), &rec, t(3), &mut moves);
+    assert!(matches!(r, RemoteOutcome::Applied(Some(_))), "{r:?}");
+    assert_eq!(owners_at(&g), vec![b, c]);
+    assert_eq!(moves.len(), 1);
+}
+
+#[test]
+fn an_active_passive_record_set_is_a_move_or_a_release() {
+    let mut g = group(VipMode::ActivePassive);
+    let b = Location::Remote(rp(HB, 10));
+    let mut moves = Vec::new();
+    g.apply_remote_owner_set(st(1, 5), &[entry(b, 10)], t(1), &mut moves);
+    assert_eq!(owners_at(&g), vec![b]);
+    g.apply_remote_owner_set(st(2, 6), &[], t(2), &mut moves);
+    assert!(!g.has_owner());
+    assert_eq!(moves.len(), 2);
+}
+
+#[test]
+fn an_empty_active_passive_record_never_drops_an_unwritten_local_claim() {
+    // host B's owner released (its record is empty) while our standby's claim, based on
+    // the record before, is not yet written: the claim stands and is still to be written
+    let mut g = group(VipMode::ActivePassive);
+    let b = Location::Remote(rp(HB, 10));
+    let mut moves = Vec::new();
+    g.apply_remote_owner_set(st(1, 5), &[entry(b, 10)], t(1), &mut moves);
+    assert!(matches!(
+        g.claim(PortId(1), mac(1), t(2)),
+        ClaimOutcome::Moved(_)
+    ));
+    let r = g.apply_remote_owner_set(st(2, 6), &[], t(3), &mut moves);
+    assert_eq!(r, RemoteOutcome::Applied(None));
+    assert_eq!(owners_at(&g), vec![Location::Local(PortId(1))]);
+    let w = g.cluster_write().expect("the claim is still to be written");
+    assert_eq!(w.base_revision, Some(6));
+}
