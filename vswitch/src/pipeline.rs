@@ -715,7 +715,17 @@ fn steer_to_vip_owner(
             return None;
         }
     }
-    let owner = match g.select(ip.flow_hash())? {
+    // A frame already addressed to one of the group's owners here goes to that owner: the
+    // sending host chose it among active-active owners (its choice stands: hosts hash
+    // owners by ids of their own), or the client's cache names it and it still owns.
+    let chosen = g
+        .owners()
+        .iter()
+        .find(|o| o.mac == f.dst || o.mac6 == f.dst);
+    let owner = match chosen
+        .map(Selected::Local)
+        .or_else(|| g.select(ip.flow_hash()))?
+    {
         Selected::Local(o) => o,
         Selected::Remote(o) => {
             // owned on another host: through the overlay, with the same MAC rewrite

@@ -686,3 +686,74 @@ fn vrrp_adverts_cross_only_to_hosts_with_a_candidate_of_the_senders_groups() {
         }
     );
 }
+
+#[test]
+fn a_frame_the_sending_host_steered_to_a_local_active_active_owner_goes_to_it() {
+    // web: active-active, owners vm1 here and far1 on host-b. host-c's switch picked vm1
+    // for these flows and rewrote the MAC; this host hashes owners by ids of its own and
+    // would pick far1 for some of them, which it may not relay (split horizon): the
+    // sender's choice must stand
+    let vips = "[[vip]]\nname = \"web\"\naddresses = [\"10.0.0.100\"]\nmode = \"active-active\"\n\
+                candidates = [\"vm1\"]\n\n";
+    let mut sw = Switch::new(config_with(true, vips), Timestamp(0)).unwrap();
+    sw.set_topology(topology());
+    assert!(sw.add_remote_candidate("web", "host-b", "far1").unwrap());
+    let owners = [
+        crate::control::remote::RemoteOwnerRecord {
+            host: "host-a",
+            port: "vm1",
+            mac: vm1(),
+            mac6: vm1(),
+        },
+        crate::control::remote::RemoteOwnerRecord {
+            host: "host-b",
+            port: "far1",
+            mac: far1(),
+            mac6: far1(),
+        },
+    ];
+    let stamp = vip_table::Stamp {
+        epoch: 1,
+        revision: 5,
+    };
+    let mut out = Vec::new();
+    sw.apply_remote_owners("web", &owners, stamp, Timestamp(1), &mut out)
+        .unwrap();
+    let snap = sw.snapshot();
+    let (_, g) = snap
+        .vips
+        .lookup_group("10.0.0.100".parse().unwrap())
+        .unwrap();
+    assert_eq!((g.owners().len(), g.remote_owners().len()), (1, 1));
+    let mut fx = Effects::default();
+    let mut remote_picks = 0;
+    for sport in 1000..1064 {
+        let f = udp4(far2(), vm1(), ip("10.0.0.12"), ip("10.0.0.100"), sport);
+        let (_, v) = process_overlay(
+            &snap,
+            C_VTEP,
+            vni(),
+            &f,
+            RxMeta::default(),
+            Timestamp(2),
+            &mut fx,
+        );
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                port: PortId(0),
+                rewrite_dst: None
+            },
+            "flow from port {sport}"
+        );
+        let ipf = crate::wire::parse(&f).unwrap();
+        if let Some(vip_table::Selected::Remote(_)) = ipf.ip().and_then(|i| g.select(i.flow_hash()))
+        {
+            remote_picks += 1;
+        }
+    }
+    assert!(
+        remote_picks > 0,
+        "the test flows would have been re-steered to far1"
+    );
+}
