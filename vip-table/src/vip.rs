@@ -886,9 +886,15 @@ impl VipTable {
         now: Timestamp,
         map_port: impl Fn(PortId) -> Option<PortId>,
     ) {
+        // by name, built once: a lookup per group keeps a reload of n groups O(n)
+        let by_name: std::collections::HashMap<&str, &VipGroup> = old
+            .groups
+            .iter()
+            .map(|o| (o.spec.name.as_str(), &**o))
+            .collect();
         for g in &mut self.groups {
             let g = Arc::make_mut(g);
-            let Some(o) = old.groups.iter().find(|o| o.spec.name == g.spec.name) else {
+            let Some(o) = by_name.get(g.spec.name.as_str()).copied() else {
                 continue;
             };
             if o.spec.mode != g.spec.mode {

@@ -220,6 +220,17 @@ fn build_ports(cfg: &Config) -> Result<Vec<PortEntry>, ControlError> {
     if cfg.ports.len() > MAX_PORTS {
         return Err(ControlError::TooManyPorts(cfg.ports.len()));
     }
+    // the groups each port is a candidate of, found once (not groups × ports)
+    let mut groups_of: HashMap<&str, Vec<&crate::config::VipConfig>> = HashMap::new();
+    for v in &cfg.vips {
+        for c in &v.candidates {
+            let list = groups_of.entry(c.as_str()).or_default();
+            // a candidate listed twice in one group counts once
+            if !list.last().is_some_and(|l| std::ptr::eq(*l, v)) {
+                list.push(v);
+            }
+        }
+    }
     let mut out = Vec::with_capacity(cfg.ports.len());
     for pc in &cfg.ports {
         let mut pol = PortPolicy::new(pc.mac);
@@ -233,7 +244,7 @@ fn build_ports(cfg: &Config) -> Result<Vec<PortEntry>, ControlError> {
             pol.allow(pair.mac, pair.ip);
         }
         let mut v6_vip = false;
-        for v in cfg.vips.iter().filter(|v| v.is_candidate(&pc.name)) {
+        for v in groups_of.get(pc.name.as_str()).into_iter().flatten() {
             for m in v.vmacs() {
                 pol.allow_mac(m);
                 // keepalived without `vmac_xmit_base` sends its adverts from the virtual MAC
@@ -763,7 +774,7 @@ impl Switch {
         let mut vips = build_vips(&config, now)?;
         let old_names: Vec<String> = self.ports.iter().map(|p| p.name.clone()).collect();
         let asking: Vec<String> = self.discovering();
-        let old_groups: Vec<String> = self
+        let old_groups: std::collections::HashSet<String> = self
             .vips
             .groups()
             .map(|(_, g)| g.name().to_string())
@@ -836,7 +847,7 @@ impl Switch {
         let ids: Vec<(VipId, bool)> = self
             .vips
             .groups()
-            .map(|(id, g)| (id, !old_groups.iter().any(|n| n == g.name())))
+            .map(|(id, g)| (id, !old_groups.contains(g.name())))
             .collect();
         for (id, added) in ids {
             let name = self.vips.group(id).map(|g| g.name().to_string());
