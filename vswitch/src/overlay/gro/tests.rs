@@ -262,3 +262,59 @@ fn malformed_and_truncated_payloads_pass_through_without_panic() {
     let out = coalesce(&input);
     assert_eq!(out.len(), 1 + 8 + 1);
 }
+
+proptest::proptest! {
+    /// Any damage to a run of datagrams (bytes flipped, datagrams cut short, dropped or
+    /// swapped): the coalescer never panics, hands out every datagram exactly once (a
+    /// joined super-frame stands for as many as its payload over `gso_size`), and what it
+    /// joined can always be cut again.
+    #[test]
+    fn damaged_runs_are_handed_out_whole_and_joined_frames_always_cut_again(
+        v6 in proptest::bool::ANY,
+        len in 1usize..20_000,
+        flips in proptest::collection::vec((0usize..64, 0usize..1600, proptest::num::u8::ANY), 0..6),
+        cuts in proptest::collection::vec((0usize..64, 0usize..1600), 0..3),
+        drops in proptest::collection::vec(0usize..64, 0..3),
+        swap in proptest::option::of((0usize..64, 0usize..64)),
+    ) {
+        let (f, vnet) = super_frame(v6, 7, len, false);
+        let mut ds = datagrams(&f, &vnet);
+        for (i, at, x) in flips {
+            let n = ds.len();
+            let d = &mut ds[i % n];
+            let k = at % d.len();
+            d[k] ^= x;
+        }
+        for (i, at) in cuts {
+            let n = ds.len();
+            let d = &mut ds[i % n];
+            let k = at % (d.len() + 1);
+            d.truncate(k);
+        }
+        for i in drops {
+            if ds.len() > 1 {
+                let n = ds.len();
+                ds.remove(i % n);
+            }
+        }
+        if let Some((a, b)) = swap {
+            let n = ds.len();
+            ds.swap(a % n, b % n);
+        }
+        let out = coalesce(&from(B, &ds));
+        let mut represented = 0;
+        let mut scratch = vec![0u8; MAX_FRAME_LEN];
+        for (_, p, v) in &out {
+            if v.gso_type == 0 {
+                represented += 1;
+                continue;
+            }
+            let inner = &p[vxlan::HEADER_LEN..];
+            let data = inner.len() - usize::from(v.hdr_len);
+            represented += data.div_ceil(usize::from(v.gso_size));
+            let cut = segment_gso(inner, v, MTU, &mut scratch, |_| ()).is_ok();
+            proptest::prop_assert!(cut, "a joined super-frame does not cut again");
+        }
+        proptest::prop_assert_eq!(represented, ds.len());
+    }
+}
