@@ -28,7 +28,7 @@ mod cluster_lab;
 
 use std::time::{Duration, Instant};
 
-use cluster_lab::{can_run, wait_until, Background, Cluster, HostSpec};
+use cluster_lab::{can_run, run, wait_until, Background, Cluster, HostSpec};
 use serde_json::{json, Value};
 
 /// CPU seconds (user + system) of a process so far.
@@ -182,7 +182,7 @@ impl KernelVxlan {
     }
 
     fn sh(&self, ns: &str, cmd: &str) {
-        let (ok, out) = run_cmd(&["ip", "netns", "exec", ns, "sh", "-ec", cmd]);
+        let (ok, out) = run(&["ip", "netns", "exec", ns, "sh", "-ec", cmd]);
         assert!(ok, "{ns}: {cmd}: {out}");
     }
 
@@ -190,7 +190,7 @@ impl KernelVxlan {
         let mut k = KernelVxlan { ns: Vec::new() };
         for role in ["va", "ha", "f", "hb", "vb"] {
             let ns = k.ns(role);
-            let (ok, out) = run_cmd(&["ip", "netns", "add", &ns]);
+            let (ok, out) = run(&["ip", "netns", "add", &ns]);
             assert!(ok, "ip netns add {ns}: {out}");
             k.ns.push(ns);
         }
@@ -238,7 +238,7 @@ impl KernelVxlan {
         }
         // static FDB: flood to the one remote VTEP (the `remote` of the device)
         let ok = wait_until(Duration::from_secs(10), || {
-            run_cmd(&[
+            run(&[
                 "ip",
                 "netns",
                 "exec",
@@ -260,7 +260,7 @@ impl KernelVxlan {
 impl Drop for KernelVxlan {
     fn drop(&mut self) {
         for ns in &self.ns {
-            let _ = run_cmd(&["ip", "netns", "del", ns]);
+            let _ = run(&["ip", "netns", "del", ns]);
         }
     }
 }
@@ -270,7 +270,7 @@ impl Vms for KernelVxlan {
         let ns = self.ns(vm);
         let mut a = vec!["ip", "netns", "exec", ns.as_str()];
         a.extend_from_slice(args);
-        run_cmd(&a)
+        run(&a)
     }
     fn serve(&self, vm: &str, args: &[&str]) -> Background {
         Background::spawn(&self.ns(vm), args)
@@ -289,23 +289,6 @@ impl Vms for KernelVxlan {
     fn buffer_drops(&self, host: &str) -> u64 {
         let (_, out) = self.run(host, &["cat", "/proc/net/snmp"]);
         snmp_buf_errors(&out)
-    }
-}
-
-fn run_cmd(args: &[&str]) -> (bool, String) {
-    match std::process::Command::new(args[0])
-        .args(&args[1..])
-        .output()
-    {
-        Ok(o) => (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        ),
-        Err(e) => (false, format!("{}: {e}", args[0])),
     }
 }
 

@@ -70,7 +70,8 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Dura
     }
 }
 
-fn run(args: &[&str]) -> (bool, String) {
+/// Runs a command to its end: success and stdout + stderr.
+pub fn run(args: &[&str]) -> (bool, String) {
     match Command::new(args[0]).args(&args[1..]).output() {
         Ok(o) => (
             o.status.success(),

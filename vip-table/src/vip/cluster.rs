@@ -389,14 +389,8 @@ impl VipGroup {
         }
         self.advance(stamp, true);
         let m = Move {
-            at: now,
             epoch: self.epoch,
-            from: from.local(),
-            to: None,
-            from_remote: from.remote(),
-            to_remote: None,
-            mac: None,
-            reason: MoveReason::Remote,
+            ..owner_set::leave(now, from)
         };
         self.record(m);
         RemoteOutcome::Applied(Some(m))

@@ -145,14 +145,25 @@ impl Switch {
         tx: &mut Vec<Outbound>,
     ) -> RemoteOutcome {
         if let RemoteOutcome::Applied(m) = out {
-            // the store's record is the freshest truth: no need to ask any more
-            self.discovery.stop(id);
-            if let Some(m) = m {
-                self.on_move_from(id, m, true, tx);
-            }
-            self.publish(false);
+            self.after_applied(id, m, tx);
         }
         out
+    }
+
+    /// A record was applied to group `id` with these moves: discovery ends (the store's
+    /// record is the freshest truth), every move is emitted and announced, a snapshot goes
+    /// out.
+    fn after_applied(
+        &mut self,
+        id: VipId,
+        moves: impl IntoIterator<Item = Move>,
+        tx: &mut Vec<Outbound>,
+    ) {
+        self.discovery.stop(id);
+        for m in moves {
+            self.on_move_from(id, m, true, tx);
+        }
+        self.publish(false);
     }
 
     /// A record from the store: `owner` became the owner of `vip` (A/P) or joined its
@@ -201,11 +212,7 @@ impl Switch {
             .apply_remote_owner_set(id, stamp, &set, now, &mut moves)
             .ok_or_else(|| ControlError::UnknownVip(vip.to_string()))?;
         if let RemoteOutcome::Applied(_) = r {
-            self.discovery.stop(id);
-            for m in moves {
-                self.on_move_from(id, m, true, out);
-            }
-            self.publish(false);
+            self.after_applied(id, moves, out);
         }
         Ok(r)
     }

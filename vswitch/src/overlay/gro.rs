@@ -30,17 +30,15 @@
 
 use std::net::Ipv4Addr;
 
-use crate::port::vnet::internet_checksum;
+use crate::port::vnet::{
+    internet_checksum, ETHERTYPE_IPV4, ETHERTYPE_IPV6, IPPROTO_TCP, TCP_FLAG_ACK as TCP_ACK,
+    TCP_FLAG_PSH as TCP_PSH,
+};
 use crate::port::{
     resident_zeroed, VnetHdr, GSO_TCPV4, GSO_TCPV6, MAX_FRAME_LEN, VNET_HDR_F_NEEDS_CSUM,
 };
 use crate::wire::vxlan::HEADER_LEN as VX;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const IPPROTO_TCP: u8 = 6;
-const TCP_ACK: u8 = 0x10;
-const TCP_PSH: u8 = 0x08;
 /// The largest IP packet a super-frame may become.
 const MAX_IP_LEN: usize = 65_535;
 

@@ -306,6 +306,25 @@ fn sockaddr_in(dst: std::net::SocketAddrV4) -> libc::sockaddr_in {
     a
 }
 
+/// A `msghdr` for one buffer with an IPv4 address and a control buffer of `ctrl_len`
+/// bytes. Every pointer must stay valid (and unmoved) for the call it is passed to.
+fn msghdr_v4(
+    addr: &mut libc::sockaddr_in,
+    iov: &mut libc::iovec,
+    ctrl: &mut [u64],
+    ctrl_len: usize,
+) -> libc::msghdr {
+    // SAFETY: msghdr is plain data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_name = std::ptr::from_mut(addr).cast::<c_void>();
+    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    msg.msg_iov = std::ptr::from_mut(iov);
+    msg.msg_iovlen = 1;
+    msg.msg_control = ctrl.as_mut_ptr().cast::<c_void>();
+    msg.msg_controllen = ctrl_len.min(std::mem::size_of_val(ctrl));
+    msg
+}
+
 /// `sendmsg(fd, buf, to dst, [SOL_UDP UDP_SEGMENT gso_size], MSG_DONTWAIT)`: the kernel cuts
 /// `buf` into datagrams of `gso_size` bytes (the last may be shorter) and sends them all.
 pub(crate) fn send_to_gso(
@@ -315,7 +334,7 @@ pub(crate) fn send_to_gso(
     gso_size: u16,
 ) -> io::Result<usize> {
     let mut addr = sockaddr_in(dst);
-    let mut iov = [iovec(buf)];
+    let mut iov = iovec(buf);
     // room for one cmsg with a u16 payload, 8-byte aligned (CMSG_SPACE(2) = 24 on 64-bit)
     let mut ctrl = [0u64; 4];
     // SAFETY: CMSG_SPACE only computes a size.
@@ -323,14 +342,7 @@ pub(crate) fn send_to_gso(
     if space > std::mem::size_of_val(&ctrl) {
         return Err(io::Error::from_raw_os_error(libc::EINVAL));
     }
-    // SAFETY: msghdr is plain data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = std::ptr::from_mut(&mut addr).cast::<c_void>();
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctrl.as_mut_ptr().cast::<c_void>();
-    msg.msg_controllen = space;
+    let msg = msghdr_v4(&mut addr, &mut iov, &mut ctrl, space);
     // SAFETY: msg_control points to `space` writable, aligned bytes, so CMSG_FIRSTHDR
     // returns a header inside them with room for CMSG_LEN(2) bytes, which we fill.
     unsafe {
@@ -362,19 +374,12 @@ pub(crate) fn recv_from_gro(
 ) -> io::Result<(usize, Option<std::net::Ipv4Addr>, Option<u16>)> {
     // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
     let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-    let mut iov = [libc::iovec {
+    let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast::<c_void>(),
         iov_len: buf.len(),
-    }];
+    };
     let mut ctrl = [0u64; 8];
-    // SAFETY: msghdr is plain data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_name = std::ptr::from_mut(&mut addr).cast::<c_void>();
-    msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = 1;
-    msg.msg_control = ctrl.as_mut_ptr().cast::<c_void>();
-    msg.msg_controllen = std::mem::size_of_val(&ctrl);
+    let mut msg = msghdr_v4(&mut addr, &mut iov, &mut ctrl, usize::MAX);
     // SAFETY: every pointer in msg refers to memory valid for writes of the lengths given,
     // live for the call.
     let n = cvt_size(unsafe { libc::recvmsg(fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) })?;

@@ -43,14 +43,15 @@ pub const GSO_UDP_L4: u8 = 5;
 /// `VIRTIO_NET_HDR_GSO_ECN`: flag bit; the TCP stream uses ECN (CWR only on the first segment).
 pub const GSO_ECN: u8 = 0x80;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(crate) const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
-const IPPROTO_TCP: u8 = 6;
+pub(crate) const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
 const TCP_FLAG_FIN: u8 = 0x01;
-const TCP_FLAG_PSH: u8 = 0x08;
+pub(crate) const TCP_FLAG_PSH: u8 = 0x08;
+pub(crate) const TCP_FLAG_ACK: u8 = 0x10;
 const TCP_FLAG_CWR: u8 = 0x80;
 
 /// `struct virtio_net_hdr` (10 bytes, host byte order, i.e. little-endian on x86), as

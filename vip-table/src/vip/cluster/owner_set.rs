@@ -21,6 +21,7 @@
 //! - when the group then holds exactly the record, it is not dirty.
 
 use super::{OwnerEntry, RemoteOutcome, RemoteOwner};
+use crate::addr::MacAddr;
 use crate::location::{Location, StaleReason, Stamp};
 use crate::time::Timestamp;
 use crate::vip::{Move, MoveReason, Owner, VipGroup, VipMode};
@@ -79,7 +80,7 @@ impl VipGroup {
                     && self.is_candidate_at(e.at)
                 {
                     self.lost_owners.retain(|o| *o != r);
-                    self.join_remote(e, now, moves);
+                    self.add_owner(e, now, moves);
                 }
             }
             if moves.len() == first {
@@ -94,63 +95,24 @@ impl VipGroup {
                 return RemoteOutcome::NotACandidate { at: e.at };
             }
         }
-        // remote owners: exactly the record's
-        let leaving: Vec<RemoteOwner> = self
-            .remote_owners
-            .iter()
-            .filter(|o| !wanted.iter().any(|e| e.at == Location::Remote(o.at)))
-            .copied()
-            .collect();
-        for o in leaving {
-            self.remote_owners.retain(|x| x.at != o.at);
-            moves.push(leave(now, Location::Remote(o.at)));
-        }
-        // local owners: the record's, unless an unwritten local change stands
-        if !self.dirty {
-            let leaving: Vec<Owner> = self
-                .owners
-                .iter()
-                .filter(|o| !wanted.iter().any(|e| e.at == Location::Local(o.port)))
-                .copied()
-                .collect();
-            for o in leaving {
-                self.owners.retain(|x| x.port != o.port);
-                moves.push(leave(now, Location::Local(o.port)));
+        // the owners become the record's: remote ones always, local ones unless an
+        // unwritten local change stands (it is written next, with both)
+        let keep_local = self.dirty;
+        let settled = |at: &Location| matches!(at, Location::Remote(_)) || !keep_local;
+        for o in self.entries() {
+            if settled(&o.at) && !wanted.iter().any(|e| e.at == o.at) {
+                self.remove_owner_at(o.at);
+                moves.push(leave(now, o.at));
             }
         }
-        for e in &wanted {
-            match e.at {
-                Location::Remote(r) => match self.remote_owners.iter_mut().find(|o| o.at == r) {
-                    Some(o) if o.mac == e.mac && o.mac6 == e.mac6 => {}
-                    Some(o) => {
-                        o.mac = e.mac;
-                        o.mac6 = e.mac6;
-                        moves.push(join(now, e, MoveReason::MacChange));
-                    }
-                    None => self.join_remote(e, now, moves),
-                },
-                Location::Local(p) if !self.dirty => {
-                    match self.owners.iter_mut().find(|o| o.port == p) {
-                        Some(o) if o.mac == e.mac && o.mac6 == e.mac6 => {}
-                        Some(o) => {
-                            o.mac = e.mac;
-                            o.mac6 = e.mac6;
-                            moves.push(join(now, e, MoveReason::MacChange));
-                        }
-                        None => {
-                            self.owners.push(Owner {
-                                port: p,
-                                mac: e.mac,
-                                mac6: e.mac6,
-                                since: now,
-                                last_claim: now,
-                            });
-                            self.owners.sort_by_key(|o| o.port);
-                            moves.push(join(now, e, MoveReason::Remote));
-                        }
-                    }
+        for e in wanted.iter().filter(|e| settled(&e.at)) {
+            match self.owner_macs_mut(e.at) {
+                Some((m4, m6)) if (*m4, *m6) == (e.mac, e.mac6) => {}
+                Some((m4, m6)) => {
+                    (*m4, *m6) = (e.mac, e.mac6);
+                    moves.push(join(now, e, MoveReason::MacChange));
                 }
-                Location::Local(_) => {}
+                None => self.add_owner(e, now, moves),
             }
         }
         let changed = moves.len() > first;
@@ -164,16 +126,53 @@ impl VipGroup {
         self.finish(now, first, moves)
     }
 
-    fn join_remote(&mut self, e: &OwnerEntry, now: Timestamp, moves: &mut Vec<Move>) {
-        let Location::Remote(at) = e.at else { return };
-        self.remote_owners.push(RemoteOwner {
-            at,
-            mac: e.mac,
-            mac6: e.mac6,
-            since: now,
-        });
-        self.remote_owners.sort_by_key(|o| o.at.port);
+    /// Add `e` as an owner, local or remote, and push its join.
+    fn add_owner(&mut self, e: &OwnerEntry, now: Timestamp, moves: &mut Vec<Move>) {
+        match e.at {
+            Location::Local(port) => {
+                self.owners.push(Owner {
+                    port,
+                    mac: e.mac,
+                    mac6: e.mac6,
+                    since: now,
+                    last_claim: now,
+                });
+                self.owners.sort_by_key(|o| o.port);
+            }
+            Location::Remote(at) => {
+                self.remote_owners.push(RemoteOwner {
+                    at,
+                    mac: e.mac,
+                    mac6: e.mac6,
+                    since: now,
+                });
+                self.remote_owners.sort_by_key(|o| o.at.port);
+            }
+        }
         moves.push(join(now, e, MoveReason::Remote));
+    }
+
+    fn remove_owner_at(&mut self, at: Location) {
+        match at {
+            Location::Local(p) => self.owners.retain(|o| o.port != p),
+            Location::Remote(r) => self.remote_owners.retain(|o| o.at != r),
+        }
+    }
+
+    /// The MACs (IPv4, IPv6) of the owner at `at`, if it is one.
+    fn owner_macs_mut(&mut self, at: Location) -> Option<(&mut MacAddr, &mut MacAddr)> {
+        match at {
+            Location::Local(p) => self
+                .owners
+                .iter_mut()
+                .find(|o| o.port == p)
+                .map(|o| (&mut o.mac, &mut o.mac6)),
+            Location::Remote(r) => self
+                .remote_owners
+                .iter_mut()
+                .find(|o| o.at == r)
+                .map(|o| (&mut o.mac, &mut o.mac6)),
+        }
     }
 
     /// The group holds exactly the owners of `set` (same places, same MACs).
@@ -195,7 +194,8 @@ impl VipGroup {
     }
 }
 
-fn leave(now: Timestamp, from: Location) -> Move {
+/// `from` left the owners (epoch set by the caller).
+pub(super) fn leave(now: Timestamp, from: Location) -> Move {
     Move {
         at: now,
         epoch: 0,
@@ -208,6 +208,7 @@ fn leave(now: Timestamp, from: Location) -> Move {
     }
 }
 
+/// `e` joined the owners, or changed its MAC (epoch set by the caller).
 fn join(now: Timestamp, e: &OwnerEntry, reason: MoveReason) -> Move {
     Move {
         at: now,

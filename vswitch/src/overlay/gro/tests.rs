@@ -77,16 +77,7 @@ fn coalesce(input: &[(Ipv4Addr, Vec<u8>)]) -> Vec<(Ipv4Addr, Vec<u8>, VnetHdr)> 
 
 /// The inner frames a coalesced output stands for, cut again as the receiving port would.
 fn recut(payload: &[u8], vnet: &VnetHdr) -> Vec<Vec<u8>> {
-    let inner = &payload[vxlan::HEADER_LEN..];
-    let mut scratch = vec![0u8; MAX_FRAME_LEN];
-    let mut out = Vec::new();
-    segment_gso(inner, vnet, MTU, &mut scratch, |seg| {
-        let mut d = Vec::new();
-        vxlan::encap_into(&mut d, vni(), seg);
-        out.push(d);
-    })
-    .unwrap();
-    out
+    datagrams(&payload[vxlan::HEADER_LEN..], vnet)
 }
 
 fn from(src: Ipv4Addr, ds: &[Vec<u8>]) -> Vec<(Ipv4Addr, Vec<u8>)> {
