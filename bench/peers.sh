@@ -4,7 +4,11 @@
 # switch), and vswitch, on the shared peer harness (../shared/peers/bench.py): ping RTT,
 # iperf3 TCP, iperf3 UDP 64 B, trafgen 64 B, vm1 -> vm2 in network namespaces it creates.
 #
-#   sudo bench/peers.sh [--rounds 3] [--duration 10] [--variants bridge,ovs-tap-tso,null-vnet,cmd]
+#   sudo bench/peers.sh [--rounds 3] [--duration 10] [--variants bridge,ovs-tap-tso,null-vnet,cmd-epoll,cmd-uring]
+#
+# vswitch runs as two variants: `cmd-epoll` (`[switch] io = "epoll"`) and `cmd-uring`
+# (`io = "uring"`); `cmd` is the default (`io = "auto"`). The copy of the harness gets
+# those two names added to its `cmd` case (the shared original is not touched).
 #
 # Root only. Installs what the harness needs (openvswitch, iperf3, netsniff-ng, ...). The
 # results (medians with [min..max] and the switch's CPU) land in $RUN/results. Compare only
@@ -17,6 +21,10 @@ mkdir -p "$RUN"
 rm -rf "$RUN/peers" && cp -r "$(cd ../shared/peers && pwd)" "$RUN/peers" && chmod -R u+w "$RUN/peers"
 PEERS=$RUN/peers
 export PEERS
+# the two worker engines as variants of the harness's `cmd` (the switch creates the taps)
+sed -i -e 's/^    cmd|cmd-veth)$/    cmd|cmd-veth|cmd-epoll|cmd-uring)/' \
+    -e 's/if \[ \$v = cmd \]; then/if [ $v != cmd-veth ]; then/' "$PEERS/topo.sh"
+grep -q 'cmd-epoll|cmd-uring' "$PEERS/topo.sh" || { echo "peers.sh: cannot add the engine variants to topo.sh" >&2; exit 1; }
 need=()
 for p in openvswitch-switch iperf3 netsniff-ng tcpdump ethtool iproute2 iputils-ping gcc; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
@@ -28,17 +36,25 @@ fi
 bash scripts/deps.sh   # protoc, which the agent's build needs
 cargo build --release -q -p agent
 BIN=$(pwd)/target/release/vswitch
-CFG=$RUN/vswitch-peers.toml
 # The harness's VMs: vm1..vm2, eth0 = the tap tN renamed, 10.200.0.N/24, 02:00:00:00:00:0N.
-{
-    echo '[switch]'
-    for n in 1 2; do
-        printf '[[port]]\nname = "vm%d"\ntap = "t%d"\nmac = "02:00:00:00:00:%02x"\nips = ["10.200.0.%d/24"]\n' "$n" "$n" "$n" "$n"
-    done
-} > "$CFG"
-"$BIN" check-config "$CFG" >/dev/null
-export SWITCH_CMD="$BIN run --config $CFG --socket $RUN/vswitch.sock"
+for io in auto epoll uring; do
+    {
+        printf '[switch]\nio = "%s"\n' "$io"
+        for n in 1 2; do
+            printf '[[port]]\nname = "vm%d"\ntap = "t%d"\nmac = "02:00:00:00:00:%02x"\nips = ["10.200.0.%d/24"]\n' "$n" "$n" "$n" "$n"
+        done
+    } > "$RUN/vswitch-peers-$io.toml"
+    "$BIN" check-config "$RUN/vswitch-peers-$io.toml" >/dev/null
+done
+# the config follows the variant topo.sh is bringing up (cmd = auto)
+cat > "$RUN/switch-cmd.sh" <<EOS
+#!/usr/bin/env bash
+case \$(cat "$RUN/topo.variant") in cmd-epoll) io=epoll ;; cmd-uring) io=uring ;; *) io=auto ;; esac
+exec "$BIN" run --config "$RUN/vswitch-peers-\$io.toml" --socket "$RUN/vswitch.sock"
+EOS
+chmod +x "$RUN/switch-cmd.sh"
+export SWITCH_CMD="$RUN/switch-cmd.sh"
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--rounds 3 --duration 10 --pin --variants bridge,ovs-tap-tso,null-vnet,cmd)
+[ ${#args[@]} -gt 0 ] || args=(--rounds 3 --duration 10 --pin --variants bridge,ovs-tap-tso,null-vnet,cmd-epoll,cmd-uring)
 trap '"$PEERS/cleanup.sh" >/dev/null 2>&1 || true' EXIT
 python3 "$PEERS/bench.py" "${args[@]}"

@@ -52,8 +52,10 @@ pub enum Signal {
 
 /// Where a step's sends and signals go.
 pub trait Output {
-    /// Send `frame` out of `port`. The step counts the result on `port`; `None`: no device
-    /// is behind the port right now (it just vanished): nothing sent, nothing counted.
+    /// Send `frame` out of `port`. The step counts the result on `port`; `None`: the step
+    /// counts nothing: no device is behind the port right now (it just vanished, nothing
+    /// sent), or the output queued the send and counts its result with [`count_send`] when
+    /// it completes.
     fn send(&mut self, port: PortId, frame: &[u8], vnet: &VnetHdr)
         -> Option<Result<(), PortError>>;
     /// Hand a signal to the control plane (`at`: when the frame arrived).
@@ -253,9 +255,17 @@ pub fn send_counted(
     let Some(r) = out.send(port, frame, vnet) else {
         return;
     };
+    count_send(snap, port, frame.len(), &r);
+}
+
+/// Count the result of a send of a `len`-byte frame on its egress port: `tx`, or the drop
+/// (`port_down` for a link that is down, `tx_error` otherwise). [`send_counted`] calls it;
+/// an [`Output`] that completes sends later (the io_uring worker) calls it on completion.
+#[inline]
+pub fn count_send(snap: &Snapshot, port: PortId, len: usize, r: &Result<(), PortError>) {
     if let Some(c) = snap.counters.get(port.index()) {
         match r {
-            Ok(()) => c.tx(frame.len()),
+            Ok(()) => c.tx(len),
             Err(PortError::LinkDown) => c.count_drop(DropReason::PortDown),
             Err(_) => c.count_drop(DropReason::TxError),
         }

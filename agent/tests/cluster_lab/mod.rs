@@ -720,8 +720,13 @@ impl Cluster {
         let log = self.dir.join(format!("{name}.log"));
         let state = self.dir.join(format!("{name}-state"));
         let mut toml = format!(
-            "[switch]\nmtu = 1450\nstate_dir = {:?}\n\n",
-            state.display().to_string()
+            "[switch]\nmtu = 1450\nstate_dir = {:?}\n{}\n",
+            state.display().to_string(),
+            match std::env::var("VSWITCH_TEST_IO") {
+                // the worker engine, as in `common::io_setting`
+                Ok(v) if !v.is_empty() => format!("io = {v:?}\n"),
+                _ => String::new(),
+            }
         );
         for (i, (port, tap)) in spec.taps.iter().enumerate() {
             toml.push_str(&format!(

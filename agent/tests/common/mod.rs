@@ -1234,14 +1234,16 @@ impl Lab {
         self.st().vms.clone()
     }
 
-    /// The config the lab would write now: its VMs' ports, then the extra TOML.
+    /// The config the lab would write now: its VMs' ports, then the extra TOML (and the
+    /// worker engine of [`io_setting`]).
     pub fn render_config(&self) -> String {
         let st = self.st();
         let mut s = format!("# written by the live-test harness, lab {}\n", self.tag);
         // the lab's own VIP state file, never the host's /var/lib/vswitch
         s.push_str(&format!(
-            "[switch]\nstate_dir = \"{}\"\n",
-            self.state_dir().display()
+            "[switch]\nstate_dir = \"{}\"\n{}",
+            self.state_dir().display(),
+            io_setting()
         ));
         for v in &st.vms {
             s.push_str(&format!(
@@ -2736,5 +2738,15 @@ impl Lab {
         }
         out.push((self.log_path.to_string_lossy().into_owned(), self.log()));
         out
+    }
+}
+
+/// `switch.io` for the switches the tests start: `VSWITCH_TEST_IO` (`epoll`, `uring` or
+/// `auto`) when set, so `.ci/run` can run the live suite once per worker engine; empty (the
+/// default, `auto`) otherwise.
+pub fn io_setting() -> String {
+    match std::env::var("VSWITCH_TEST_IO") {
+        Ok(v) if !v.is_empty() => format!("io = {v:?}\n"),
+        _ => String::new(),
     }
 }

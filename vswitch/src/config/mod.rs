@@ -88,6 +88,31 @@ pub struct SwitchSettings {
     /// The group of the control socket (`ctl_group`): its members (and root) may run
     /// commands that change the switch.
     pub ctl_group: CtlGroup,
+    /// How the worker moves frames (`io`); read at start (a reload keeps the running one).
+    pub io: IoEngine,
+}
+
+/// `switch.io`: how the worker reads and writes port devices.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum IoEngine {
+    /// io_uring when the kernel has it (probed at start), poll + read/write otherwise.
+    #[default]
+    Auto,
+    /// io_uring, or the switch does not start.
+    Uring,
+    /// Poll (epoll) + one read/write system call per frame.
+    Epoll,
+}
+
+impl IoEngine {
+    /// The value as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IoEngine::Auto => "auto",
+            IoEngine::Uring => "uring",
+            IoEngine::Epoll => "epoll",
+        }
+    }
 }
 
 /// The control socket's group (`switch.ctl_group`), resolved when the file is validated.
@@ -112,6 +137,7 @@ impl Default for SwitchSettings {
             },
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             ctl_group: CtlGroup::default(),
+            io: IoEngine::Auto,
         }
     }
 }

@@ -63,6 +63,7 @@ pub(super) struct RawSwitch {
     pub damping_window_secs: Option<f64>,
     pub state_dir: Option<String>,
     pub ctl_group: Option<String>,
+    pub io: Option<String>,
 }
 
 /// `[[port]]`.

@@ -16,7 +16,7 @@ use super::cluster::{self, PortFacts};
 use super::group::{group_name_problem, lookup_group};
 use super::raw::{RawConfig, RawPort, RawSwitch, RawVip};
 use super::{
-    AddressPair, Config, ConfigError, CtlGroup, FieldError, PortBinding, PortConfig,
+    AddressPair, Config, ConfigError, CtlGroup, FieldError, IoEngine, PortBinding, PortConfig,
     SwitchSettings, VipConfig, DEFAULT_DAMPING_MAX_MOVES, DEFAULT_DAMPING_WINDOW,
     DEFAULT_FDB_PORT_LIMIT, DEFAULT_FDB_SIZE, DEFAULT_MAC_AGING, DEFAULT_MTU, DEFAULT_STATE_DIR,
 };
@@ -369,6 +369,18 @@ impl Validator {
             .as_deref()
             .and_then(|name| self.ctl_group(name))
             .unwrap_or_default();
+        let io = match raw.io.as_deref() {
+            None | Some("auto") => IoEngine::Auto,
+            Some("uring") => IoEngine::Uring,
+            Some("epoll") => IoEngine::Epoll,
+            Some(other) => {
+                self.err(
+                    "switch.io",
+                    format!("must be \"auto\", \"uring\" or \"epoll\" (got {other:?})"),
+                );
+                IoEngine::Auto
+            }
+        };
         SwitchSettings {
             mac_aging,
             fdb_size,
@@ -377,6 +389,7 @@ impl Validator {
             damping,
             state_dir,
             ctl_group,
+            io,
         }
     }
 

@@ -11,7 +11,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use mio::{Poll, Waker};
 use vip_table::PortId;
 
-use crate::config::{Config, PortBinding};
+use crate::config::{Config, IoEngine, PortBinding};
 use crate::control::{ControlError, Switch};
 use crate::port::af_packet::{PacketOptions, PacketPort};
 use crate::port::tap::{TapOptions, TapPort};
@@ -51,6 +51,9 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
+    /// `switch.io = "uring"` on a kernel (or in a sandbox) without a usable io_uring.
+    #[error("switch.io = \"uring\": {0}")]
+    Uring(String),
     /// Cluster mode: `cluster.udp_gso = "on"` on a kernel without UDP GSO.
     #[error("cluster.udp_gso = \"on\": {0}")]
     UdpGso(#[source] std::io::Error),
@@ -135,6 +138,27 @@ impl Daemon {
             }
             None => None,
         };
+        let use_uring = match sw.config().switch.io {
+            IoEngine::Epoll => {
+                tracing::info!("the worker uses poll + read/write (switch.io = \"epoll\")");
+                false
+            }
+            IoEngine::Uring => {
+                super::uring::probe().map_err(DaemonError::Uring)?;
+                tracing::info!("the worker uses io_uring (switch.io = \"uring\")");
+                true
+            }
+            IoEngine::Auto => match super::uring::probe() {
+                Ok(()) => {
+                    tracing::info!("the worker uses io_uring (switch.io = \"auto\")");
+                    true
+                }
+                Err(why) => {
+                    tracing::warn!(%why, "io_uring is not usable here; the worker uses poll + read/write (switch.io = \"auto\")");
+                    false
+                }
+            },
+        };
         let poll = Poll::new().map_err(|e| DaemonError::Os("epoll", e))?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKE).map_err(|e| DaemonError::Os("eventfd", e))?);
@@ -168,7 +192,8 @@ impl Daemon {
                 std::thread::Builder::new()
                     .name("vswitch-worker".into())
                     .spawn(move || {
-                        Worker::new(poll, devs, layout, snap, wrx, ctx, clock, vxlan).run(&stop)
+                        Worker::new(poll, devs, layout, snap, wrx, ctx, clock, vxlan, use_uring)
+                            .run(&stop)
                     })
                     .map_err(|e| DaemonError::Os("spawn worker", e))?,
             );

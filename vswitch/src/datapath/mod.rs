@@ -61,6 +61,7 @@ mod control_loop;
 pub mod daemon;
 pub mod heap;
 mod subscribers;
+mod uring;
 mod views;
 pub mod vxlan_io;
 mod worker;

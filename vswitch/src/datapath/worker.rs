@@ -16,6 +16,7 @@ use crate::frames::SmallFrame;
 use crate::pipeline::{Effects, Snapshot};
 use crate::port::{Batch, Port, PortError, VnetHdr};
 
+use super::uring::{self, Ports, RingIo, RxFrame, Uring, PLAIN};
 use super::vxlan_io::VxlanIo;
 use super::{Clock, ToControl, ToWorker, BATCH, WAKE};
 use crate::overlay::gro::Gro;
@@ -44,6 +45,10 @@ pub(super) struct Worker {
     vxlan_ready: bool,
     /// Joins the TCP segments of a receive round back into super-frames (cluster mode).
     gro: Option<Gro>,
+    /// The io_uring engine (`[switch] io = "uring"`); `None`: poll + read/write.
+    uring: Option<Uring>,
+    /// The registered batch the next ring read goes into (0 or 1).
+    next_batch: usize,
 }
 
 /// How often a port whose link went down is checked for having vanished.
@@ -62,7 +67,19 @@ impl Worker {
         tx: Sender<ToControl>,
         clock: Clock,
         vxlan: Option<VxlanIo>,
+        use_uring: bool,
     ) -> Self {
+        let uring = if use_uring {
+            match Uring::new() {
+                Ok(u) => Some(u),
+                Err(why) => {
+                    tracing::error!(%why, "cannot set up io_uring in the worker; using poll + read/write");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         if let Some(v) = &vxlan {
             if let Err(e) =
                 poll.registry()
@@ -87,6 +104,8 @@ impl Worker {
             last_presence_check: Instant::now(),
             suspect_since: Vec::new(),
             last_suspect_check: Instant::now(),
+            uring,
+            next_batch: 0,
         };
         for i in 0..w.devs.len() {
             w.register(i);
@@ -120,6 +139,8 @@ impl Worker {
     }
 
     fn gone(&mut self, i: usize, why: String) {
+        // no queued write may outlive the fd it names
+        self.flush_ring();
         self.deregister(i);
         let dev = self.devs.get_mut(i).and_then(Option::take);
         if let Some(r) = self.ready.get_mut(i) {
@@ -229,13 +250,186 @@ impl Worker {
             tx: &self.tx,
             vxlan: None,
             snap: &snap,
+            ring: self.uring.as_mut().map(|u| &mut u.io),
+            rx: None,
         };
         forward::send_counted(&snap, &mut out, port, f.as_bytes(), &VnetHdr::default());
+        self.flush_ring();
+    }
+
+    /// Submit every queued ring write and wait for them (io_uring only).
+    fn flush_ring(&mut self) {
+        if let Some(u) = self.uring.as_mut() {
+            let snap = self.snap.load();
+            u.io.flush(&mut Ports {
+                devs: &mut self.devs,
+                snap: &snap,
+                gone: &mut self.gone_on_send,
+            });
+        }
+    }
+
+    /// One port's receive round through poll + read/write: drain up to a batch, step every
+    /// frame.
+    fn port_round_epoll(&mut self, i: usize, snap: &Snapshot, batch: &mut Batch, fx: &mut Effects) {
+        let res = match self.devs[i].as_mut() {
+            Some(d) => d.recv_batch(batch),
+            None => {
+                self.ready[i] = false;
+                return;
+            }
+        };
+        let n = match res {
+            Ok(n) => n,
+            Err(e) if e.is_gone() => {
+                self.gone(i, e.to_string());
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "recv failed");
+                self.ready[i] = false;
+                return;
+            }
+        };
+        if n < batch.capacity() {
+            self.ready[i] = false;
+        }
+        let now = self.clock.now();
+        let ingress = PortId(i as u32);
+        let mut out = WorkerOut {
+            devs: &mut self.devs,
+            gone: &mut self.gone_on_send,
+            tx: &self.tx,
+            vxlan: self.vxlan.as_mut(),
+            snap,
+            ring: None,
+            rx: None,
+        };
+        for k in 0..n {
+            let Some(buf) = batch.get_mut(k) else { break };
+            let vnet = buf.vnet();
+            forward::step(snap, ingress, buf.frame_mut(), &vnet, now, fx, &mut out);
+        }
+    }
+
+    /// One port's receive round through the ring: one submit of the writes queued so far
+    /// and this port's reads, then every frame stepped, in the order read; the step's
+    /// writes are queued (see [`uring`]).
+    fn port_round_uring(&mut self, i: usize, snap: &Snapshot, fx: &mut Effects) {
+        let Some(u) = self.uring.as_mut() else {
+            return;
+        };
+        let Some(dev) = self.devs[i].as_mut() else {
+            self.ready[i] = false;
+            return;
+        };
+        let ring_rx = dev
+            .ring()
+            .and_then(|r| r.ring_rx_offset().map(|off| (r.ring_fd(), off)));
+        let mut ok = [false; BATCH];
+        let failed;
+        let (b, in_spare) = match ring_rx {
+            Some((fd, off)) => {
+                let b = self.next_batch;
+                self.next_batch = 1 - b;
+                let want = u.want(i);
+                let Uring { io, bufs, .. } = u;
+                let res = io.read(
+                    &mut Ports {
+                        devs: &mut self.devs,
+                        snap,
+                        gone: &mut self.gone_on_send,
+                    },
+                    fd,
+                    off,
+                    b,
+                    &mut bufs[b],
+                    want,
+                );
+                let Some(dev) = self.devs[i].as_mut() else {
+                    return;
+                };
+                failed = uring::classify(dev.as_mut(), &mut bufs[b], &res[..want], &mut ok);
+                let got = ok.iter().filter(|o| **o).count();
+                let full = res[..want].iter().all(|r| *r > 0);
+                u.got(i, want, got);
+                if !full {
+                    self.ready[i] = false;
+                }
+                (b, true)
+            }
+            None => {
+                let Uring { io, bufs, .. } = u;
+                io.settle(
+                    PLAIN,
+                    &mut Ports {
+                        devs: &mut self.devs,
+                        snap,
+                        gone: &mut self.gone_on_send,
+                    },
+                );
+                let Some(dev) = self.devs[i].as_mut() else {
+                    return;
+                };
+                match dev.recv_batch(&mut bufs[PLAIN]) {
+                    Ok(n) => {
+                        ok[..n.min(BATCH)].fill(true);
+                        if n < bufs[PLAIN].capacity() {
+                            self.ready[i] = false;
+                        }
+                        failed = None;
+                    }
+                    Err(e) => failed = Some(e),
+                }
+                (PLAIN, false)
+            }
+        };
+        let now = self.clock.now();
+        let ingress = PortId(i as u32);
+        let Some(u) = self.uring.as_mut() else {
+            return;
+        };
+        let Uring { io, bufs, .. } = u;
+        let batch = &mut bufs[b];
+        let mut out = WorkerOut {
+            devs: &mut self.devs,
+            gone: &mut self.gone_on_send,
+            tx: &self.tx,
+            vxlan: self.vxlan.as_mut(),
+            snap,
+            ring: Some(io),
+            rx: None,
+        };
+        for (k, _) in ok.iter().enumerate().filter(|(_, o)| **o) {
+            let buf = if in_spare {
+                batch.spare_mut().get_mut(k)
+            } else {
+                batch.get_mut(k)
+            };
+            let Some(buf) = buf else { break };
+            let vnet = buf.vnet();
+            let frame = buf.frame_mut();
+            out.rx = Some(RxFrame {
+                batch: b,
+                start: frame.as_ptr(),
+                len: frame.len(),
+            });
+            forward::step(snap, ingress, frame, &vnet, now, fx, &mut out);
+        }
+        match failed {
+            Some(e) if e.is_gone() => self.gone(i, e.to_string()),
+            Some(e) => {
+                tracing::debug!(error = %e, "recv failed");
+                self.ready[i] = false;
+            }
+            None => {}
+        }
     }
 
     pub(super) fn run(mut self, stop: &AtomicBool) {
         let mut events = Events::with_capacity(256);
-        let mut batch = Batch::new(BATCH);
+        // the ring worker reads into its own (registered) batches
+        let mut batch = Batch::new(if self.uring.is_some() { 0 } else { BATCH });
         let mut fx = Effects::default();
         while !stop.load(Ordering::Relaxed) {
             let busy = self.vxlan_ready || self.ready.iter().any(|r| *r);
@@ -279,51 +473,14 @@ impl Worker {
                 if !self.ready[i] {
                     continue;
                 }
-                let res = match self.devs[i].as_mut() {
-                    Some(d) => d.recv_batch(&mut batch),
-                    None => {
-                        self.ready[i] = false;
-                        continue;
-                    }
-                };
-                let n = match res {
-                    Ok(n) => n,
-                    Err(e) if e.is_gone() => {
-                        self.gone(i, e.to_string());
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "recv failed");
-                        self.ready[i] = false;
-                        continue;
-                    }
-                };
-                if n < batch.capacity() {
-                    self.ready[i] = false;
-                }
-                let now = self.clock.now();
-                let ingress = PortId(i as u32);
-                let mut out = WorkerOut {
-                    devs: &mut self.devs,
-                    gone: &mut self.gone_on_send,
-                    tx: &self.tx,
-                    vxlan: self.vxlan.as_mut(),
-                    snap: &snap,
-                };
-                for k in 0..n {
-                    let Some(buf) = batch.get_mut(k) else { break };
-                    let vnet = buf.vnet();
-                    forward::step(
-                        &snap,
-                        ingress,
-                        buf.frame_mut(),
-                        &vnet,
-                        now,
-                        &mut fx,
-                        &mut out,
-                    );
+                if self.uring.is_some() {
+                    self.port_round_uring(i, &snap, &mut fx);
+                } else {
+                    self.port_round_epoll(i, &snap, &mut batch, &mut fx);
                 }
             }
+            // frames from the overlay are sent synchronously, after every ring write
+            self.flush_ring();
             if self.vxlan_ready {
                 self.vxlan_round(&snap, &mut fx);
             }
@@ -361,6 +518,8 @@ impl Worker {
             tx: &self.tx,
             vxlan: None,
             snap,
+            ring: None,
+            rx: None,
         };
         let mut emit = |src: std::net::Ipv4Addr, payload: &mut [u8], vnet: &VnetHdr| {
             forward::step_overlay_vnet(snap, src, payload, vnet, now, fx, &mut out);
@@ -401,6 +560,10 @@ struct WorkerOut<'a> {
     vxlan: Option<&'a mut VxlanIo>,
     /// The snapshot of the round (the overlay table).
     snap: &'a Snapshot,
+    /// The ring (io_uring worker): sends are queued on it.
+    ring: Option<&'a mut RingIo>,
+    /// The received frame being stepped, which a queued write may refer to in place.
+    rx: Option<RxFrame>,
 }
 
 impl forward::Output for WorkerOut<'_> {
@@ -411,6 +574,27 @@ impl forward::Output for WorkerOut<'_> {
         frame: &[u8],
         vnet: &VnetHdr,
     ) -> Option<Result<(), PortError>> {
+        if let Some(ring) = self.ring.as_deref_mut() {
+            let Some(Some(d)) = self.devs.get_mut(port.index()) else {
+                return None;
+            };
+            let how = d
+                .ring()
+                .and_then(|r| r.ring_tx_hdr(vnet).map(|h| (r.ring_fd(), h)));
+            let mut p = Ports {
+                devs: &mut *self.devs,
+                snap: self.snap,
+                gone: &mut *self.gone,
+            };
+            if let Some((fd, with_hdr)) = how {
+                if ring.queue_write(&mut p, port, fd, frame, with_hdr.then_some(vnet), self.rx) {
+                    // counted when it completes
+                    return None;
+                }
+            }
+            // a synchronous send comes after every queued write: order is kept
+            ring.flush(&mut p);
+        }
         let Some(Some(d)) = self.devs.get_mut(port.index()) else {
             return None;
         };

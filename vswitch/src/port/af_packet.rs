@@ -38,7 +38,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use super::sys::{self, IfName};
 use super::vnet::{SoftwareOffload, VNET_HDR_LEN};
-use super::{Batch, IoCounters, Offloads, Port, PortError, VnetHdr};
+use super::{Batch, IoCounters, Offloads, PacketBuf, Port, PortError, RingPort, RingRx, VnetHdr};
 
 /// Frames per `recvmmsg`/`sendmmsg` call (the per-call arrays live on the stack).
 pub const RECV_CHUNK: usize = 64;
@@ -536,6 +536,52 @@ impl Port for PacketPort {
 
     fn io_counters(&self) -> IoCounters {
         self.counters
+    }
+
+    fn ring(&mut self) -> Option<&mut dyn RingPort> {
+        Some(self)
+    }
+}
+
+/// Receiving stays `recvmmsg` (one call per [`RECV_CHUNK`] frames already, and the VLAN tag
+/// comes in a control message); sending goes through the ring.
+impl RingPort for PacketPort {
+    fn ring_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn ring_rx_offset(&self) -> Option<usize> {
+        None
+    }
+
+    fn ring_rx_done(&mut self, _buf: &mut PacketBuf, _res: i32) -> RingRx {
+        RingRx::Empty
+    }
+
+    fn ring_tx_hdr(&self, vnet: &VnetHdr) -> Option<bool> {
+        if self.gone_errno.is_some() {
+            None
+        } else if self.offloads.vnet_hdr {
+            Some(true)
+        } else if vnet.is_gso() || vnet.needs_csum() {
+            None
+        } else {
+            Some(false)
+        }
+    }
+
+    fn ring_tx_done(&mut self, len: usize, res: i32) -> Result<(), PortError> {
+        if res >= 0 {
+            self.counters.tx_frames += 1;
+            self.counters.tx_bytes += len as u64;
+            self.link_down = None;
+            return Ok(());
+        }
+        let err = self.classify(super::ring::errno_error(res));
+        if !err.is_gone() {
+            self.counters.tx_dropped += 1;
+        }
+        Err(err)
     }
 }
 

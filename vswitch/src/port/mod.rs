@@ -32,12 +32,14 @@ use thiserror::Error;
 
 pub mod af_packet;
 pub mod memory;
+pub mod ring;
 pub(crate) mod sys;
 pub mod tap;
 pub mod vnet;
 
 pub use af_packet::{PacketOptions, PacketPort};
 pub use memory::{MemoryPort, MemoryPortHandle};
+pub use ring::{RingPort, RingRx};
 pub use tap::{TapOptions, TapPort};
 pub use vnet::{
     OffloadError, SoftwareOffload, VnetHdr, GSO_ECN, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP,
@@ -465,6 +467,12 @@ pub trait Port: Send {
 
     /// The backend's I/O counters.
     fn io_counters(&self) -> IoCounters;
+
+    /// The backend's io_uring side, if it has one (see [`ring`]). Default: none, the
+    /// io_uring worker then uses `recv_batch` and `send` for this port.
+    fn ring(&mut self) -> Option<&mut dyn RingPort> {
+        None
+    }
 }
 
 /// The transmit side that the tap and AF_PACKET backends share: a raw write of one frame

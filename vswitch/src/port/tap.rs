@@ -55,7 +55,7 @@ use std::sync::{Mutex, PoisonError};
 
 use super::sys::{self, IfName};
 use super::vnet::{SoftwareOffload, VNET_HDR_LEN};
-use super::{Batch, IoCounters, Offloads, Port, PortError, VnetHdr};
+use super::{Batch, IoCounters, Offloads, PacketBuf, Port, PortError, RingPort, RingRx, VnetHdr};
 
 /// How to open a tap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,6 +269,35 @@ impl TapPort {
             sys::ioctl_ifreq(self.fd.as_fd(), libc::TUNGETIFF, &mut req),
             Err(e) if e.raw_os_error() == Some(libc::EBADFD)
         )
+    }
+
+    /// `n` bytes were read into `buf`'s storage (from its start with vnet headers, after the
+    /// header room without): set the frame up and count it. False: not a frame (counted
+    /// as dropped).
+    fn accept_read(&mut self, buf: &mut PacketBuf, n: usize) -> bool {
+        let (hdr, len) = if self.offloads.vnet_hdr {
+            match VnetHdr::parse(&buf.raw_mut()[..n]) {
+                Some(h) => (h, n - VNET_HDR_LEN),
+                None => {
+                    self.counters.rx_dropped += 1;
+                    return false;
+                }
+            }
+        } else {
+            (VnetHdr::default(), n)
+        };
+        if len < 14 {
+            // Not even an Ethernet header.
+            self.counters.rx_dropped += 1;
+            return false;
+        }
+        buf.set_len(len);
+        buf.set_vnet(hdr);
+        self.counters.rx_frames += 1;
+        self.counters.rx_bytes += len as u64;
+        self.counters.rx_gso += u64::from(hdr.is_gso());
+        self.counters.rx_needs_csum += u64::from(hdr.needs_csum());
+        true
     }
 
     /// Classifies a read/write error: `Gone` if the fd was detached from its device.
@@ -509,29 +538,9 @@ impl Port for TapPort {
                 // A tap never reads 0 bytes; stop rather than spin if it ever did.
                 Ok(0) => break,
                 Ok(n) => {
-                    let (hdr, len) = if vnet {
-                        match VnetHdr::parse(&raw[..n]) {
-                            Some(h) => (h, n - VNET_HDR_LEN),
-                            None => {
-                                self.counters.rx_dropped += 1;
-                                continue;
-                            }
-                        }
-                    } else {
-                        (VnetHdr::default(), n)
-                    };
-                    if len < 14 {
-                        // Not even an Ethernet header.
-                        self.counters.rx_dropped += 1;
-                        continue;
+                    if self.accept_read(buf, n) {
+                        batch.commit(1);
                     }
-                    buf.set_len(len);
-                    buf.set_vnet(hdr);
-                    self.counters.rx_frames += 1;
-                    self.counters.rx_bytes += len as u64;
-                    self.counters.rx_gso += u64::from(hdr.is_gso());
-                    self.counters.rx_needs_csum += u64::from(hdr.needs_csum());
-                    batch.commit(1);
                 }
                 Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN) => break,
@@ -564,6 +573,68 @@ impl Port for TapPort {
 
     fn io_counters(&self) -> IoCounters {
         self.counters
+    }
+
+    fn ring(&mut self) -> Option<&mut dyn RingPort> {
+        Some(self)
+    }
+}
+
+impl RingPort for TapPort {
+    fn ring_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn ring_rx_offset(&self) -> Option<usize> {
+        Some(if self.offloads.vnet_hdr {
+            0
+        } else {
+            VNET_HDR_LEN
+        })
+    }
+
+    fn ring_rx_done(&mut self, buf: &mut PacketBuf, res: i32) -> RingRx {
+        if let Some(errno) = self.gone_errno {
+            return RingRx::Failed(PortError::Gone { errno });
+        }
+        match usize::try_from(res) {
+            Ok(0) => RingRx::Empty,
+            Ok(n) if self.accept_read(buf, n) => RingRx::Frame,
+            Ok(_) => RingRx::Dropped,
+            Err(_) => match res.saturating_neg() {
+                libc::EAGAIN | libc::EINTR => RingRx::Empty,
+                libc::EINVAL | libc::EMSGSIZE | libc::EFAULT => {
+                    self.counters.rx_dropped += 1;
+                    RingRx::Dropped
+                }
+                _ => RingRx::Failed(self.classify(super::ring::errno_error(res))),
+            },
+        }
+    }
+
+    fn ring_tx_hdr(&self, vnet: &VnetHdr) -> Option<bool> {
+        if self.gone_errno.is_some() {
+            None
+        } else if self.offloads.vnet_hdr {
+            Some(true)
+        } else if vnet.is_gso() || vnet.needs_csum() {
+            None
+        } else {
+            Some(false)
+        }
+    }
+
+    fn ring_tx_done(&mut self, len: usize, res: i32) -> Result<(), PortError> {
+        if res >= 0 {
+            self.counters.tx_frames += 1;
+            self.counters.tx_bytes += len as u64;
+            return Ok(());
+        }
+        let err = self.classify(super::ring::errno_error(res));
+        if !err.is_gone() {
+            self.counters.tx_dropped += 1;
+        }
+        Err(err)
     }
 }
 
