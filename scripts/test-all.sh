@@ -29,6 +29,13 @@ mkdir -p target/tmp
 set +e
 cargo test --workspace -- --test-threads=2 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
+# The switches above run the default worker engine (`[switch] io = "auto"`: io_uring where
+# the kernel has it). The live suite runs once more on the other engine, poll + read/write.
+if [ "$(id -u)" = 0 ]; then
+    echo "== live suite again with [switch] io = \"epoll\""
+    VSWITCH_TEST_IO=epoll cargo test -p agent -- --test-threads=2 2>&1 | tee -a "$log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+fi
 set -e
 # Fuzzing: each cargo-fuzz target for about a minute when a nightly toolchain and cargo-fuzz
 # are installed (scripts/fuzz.sh says why it skips otherwise); a crash fails the run.

@@ -664,6 +664,17 @@ fn metrics(b: Backend) {
             .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next()?.parse().ok())
     };
+    // the worker engine the suite asked for (`VSWITCH_TEST_IO`); `auto` is io_uring on the
+    // kernels CI runs on
+    let engine = match std::env::var("VSWITCH_TEST_IO").as_deref() {
+        Ok("epoll") => "epoll",
+        _ => "uring",
+    };
+    assert_eq!(
+        value(&format!("vswitch_worker_io{{engine=\"{engine}\"}}")),
+        Some(1.0),
+        "{body}"
+    );
     let rx = value("vswitch_port_rx_frames_total{port=\"vm1\"}");
     assert!(
         rx.is_some_and(|n| n >= 2.0),

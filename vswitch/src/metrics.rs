@@ -4,7 +4,8 @@
 //! `port_tx_frames_total`, `port_tx_bytes_total`, `port_answered_total`,
 //! `port_drops_total{reason}`, `port_up`, `fdb_learned_entries`, `vip_epoch`,
 //! `vip_owners`, `vip_owner{port}` (1 for each current owner), `vip_moves_recorded`,
-//! `vip_hijack_attempts_total`, `vip_pending_claim`; in cluster mode the overlay's
+//! `vip_hijack_attempts_total`, `vip_pending_claim`, `worker_io{engine}` (the daemon's
+//! worker engine, [`render_worker`]); in cluster mode the overlay's
 //! `overlay_*` families (`metrics/overlay.rs`, private).
 
 use std::fmt::Write;
@@ -19,6 +20,16 @@ fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// The worker's I/O engine as running: `vswitch_worker_io{engine="uring"|"epoll"} 1`.
+pub fn render_worker(o: &mut String, engine: &str) {
+    let _ = writeln!(
+        o,
+        "# HELP vswitch_worker_io The worker's I/O engine (switch.io as resolved at start).\n\
+         # TYPE vswitch_worker_io gauge\nvswitch_worker_io{{engine=\"{}\"}} 1",
+        esc(engine)
+    );
 }
 
 /// Render every metric.

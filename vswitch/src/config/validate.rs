@@ -944,6 +944,29 @@ mod tests {
     }
 
     #[test]
+    fn io_engine_values_default_and_error() {
+        assert_eq!(Config::from_toml_str("").unwrap().switch.io, IoEngine::Auto);
+        for (v, want) in [
+            ("auto", IoEngine::Auto),
+            ("uring", IoEngine::Uring),
+            ("epoll", IoEngine::Epoll),
+        ] {
+            let c = Config::from_toml_str(&format!("[switch]\nio = {v:?}\n")).unwrap();
+            assert_eq!(c.switch.io, want);
+            assert_eq!(want.as_str(), v);
+        }
+        let e = Config::from_toml_str("[switch]\nio = \"io_uring\"\n").unwrap_err();
+        let f = e.field_errors();
+        assert_eq!(f.len(), 1, "{e}");
+        assert_eq!(f[0].field, "switch.io");
+        assert!(
+            f[0].reason.contains("\"auto\", \"uring\" or \"epoll\"")
+                && f[0].reason.contains("io_uring"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn ctl_group_bad_name_is_an_error() {
         for bad in ["", "a b", "a:b"] {
             let text = format!("[switch]\nctl_group = {bad:?}\n");

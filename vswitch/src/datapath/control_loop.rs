@@ -159,6 +159,8 @@ pub(super) struct ControlLoop {
     pub(super) file_vips: Vec<crate::config::VipConfig>,
     /// The cluster's VIP groups (validated), as the agent last gave them.
     pub(super) cluster_vips: Vec<crate::config::ClusterVip>,
+    /// The worker's I/O engine as running ("uring" or "epoll"; `switch.io` is read at start).
+    pub(super) io_engine: &'static str,
 }
 
 /// Restore the VIP state file into a freshly built switch; a missing file is no news, a bad
@@ -420,6 +422,9 @@ impl ControlLoop {
         let cfg = Config::load(&path).map_err(|e| CtlError::InvalidConfig {
             message: e.to_string(),
         })?;
+        if cfg.switch.io != self.sw.config().switch.io {
+            tracing::warn!(target: "vswitch::config", running = self.io_engine, new = cfg.switch.io.as_str(), "switch.io changed: the worker engine is chosen at start; the running one stays until a restart");
+        }
         let file_vips = cfg.vips.clone();
         let (merged, skipped) = crate::config::merge_cluster_vips(&cfg, &self.cluster_vips);
         for (vip, reason) in &skipped {

@@ -20,6 +20,7 @@ use crate::view::{CtlError, Event};
 
 use super::control_loop::{log_events, restore_state, ControlLoop};
 use super::subscribers::{self, Subscribers};
+use super::uring::Uring;
 use super::worker::Worker;
 use super::{Clock, Command, Reply, ToControl, ToWorker, WAKE};
 
@@ -138,27 +139,28 @@ impl Daemon {
             }
             None => None,
         };
-        let use_uring = match sw.config().switch.io {
+        let uring = match sw.config().switch.io {
             IoEngine::Epoll => {
                 tracing::info!("the worker uses poll + read/write (switch.io = \"epoll\")");
-                false
+                None
             }
             IoEngine::Uring => {
-                super::uring::probe().map_err(DaemonError::Uring)?;
+                let u = Uring::new().map_err(DaemonError::Uring)?;
                 tracing::info!("the worker uses io_uring (switch.io = \"uring\")");
-                true
+                Some(u)
             }
-            IoEngine::Auto => match super::uring::probe() {
-                Ok(()) => {
+            IoEngine::Auto => match Uring::new() {
+                Ok(u) => {
                     tracing::info!("the worker uses io_uring (switch.io = \"auto\")");
-                    true
+                    Some(u)
                 }
                 Err(why) => {
                     tracing::warn!(%why, "io_uring is not usable here; the worker uses poll + read/write (switch.io = \"auto\")");
-                    false
+                    None
                 }
             },
         };
+        let io_engine = if uring.is_some() { "uring" } else { "epoll" };
         let poll = Poll::new().map_err(|e| DaemonError::Os("epoll", e))?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKE).map_err(|e| DaemonError::Os("eventfd", e))?);
@@ -192,7 +194,7 @@ impl Daemon {
                 std::thread::Builder::new()
                     .name("vswitch-worker".into())
                     .spawn(move || {
-                        Worker::new(poll, devs, layout, snap, wrx, ctx, clock, vxlan, use_uring)
+                        Worker::new(poll, devs, layout, snap, wrx, ctx, clock, vxlan, uring)
                             .run(&stop)
                     })
                     .map_err(|e| DaemonError::Os("spawn worker", e))?,
@@ -218,6 +220,7 @@ impl Daemon {
                 saved_fp: None,
                 save_failed: false,
                 subs,
+                io_engine,
             };
             let pending_ob = ob;
             threads.push(

@@ -127,24 +127,6 @@ pub(super) struct Ports<'a> {
     pub gone: &'a mut Vec<PortId>,
 }
 
-/// Whether this kernel (and sandbox) gives the worker a usable ring: set up, the opcodes it
-/// needs, and a registered buffer. An error says what was refused.
-pub(super) fn probe() -> Result<(), String> {
-    let ring = IoUring::new(8).map_err(|e| format!("io_uring_setup: {e}"))?;
-    check_opcodes(&ring)?;
-    let mut buf = vec![0u8; 4096];
-    let iov = [libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    }];
-    // SAFETY: `buf` outlives the ring (dropped after it, below) and is never reallocated.
-    unsafe { ring.submitter().register_buffers(&iov) }
-        .map_err(|e| format!("IORING_REGISTER_BUFFERS: {e}"))?;
-    drop(ring);
-    drop(buf);
-    Ok(())
-}
-
 fn check_opcodes(ring: &IoUring) -> Result<(), String> {
     let mut probe = Probe::new();
     ring.submitter()
@@ -161,8 +143,15 @@ fn check_opcodes(ring: &IoUring) -> Result<(), String> {
     Ok(())
 }
 
+// SAFETY: the raw pointers inside (the write slots' iovecs, registered buffer addresses)
+// point into memory this value owns; nothing is submitted before the value reaches the
+// worker thread, which is then its only user, and a ring has no affinity to the thread that
+// created it (`IORING_SETUP_SINGLE_ISSUER` is not used).
+unsafe impl Send for Uring {}
+
 impl Uring {
-    /// A ring with its buffers registered; an error says what the kernel refused.
+    /// A ring with its buffers registered (the daemon builds it at start: this is the probe
+    /// of `switch.io = "auto"`); an error says what the kernel refused.
     pub(super) fn new() -> Result<Uring, String> {
         let ring = IoUring::new(ENTRIES).map_err(|e| format!("io_uring_setup: {e}"))?;
         check_opcodes(&ring)?;

@@ -72,7 +72,11 @@ impl ControlLoop {
                 Ok(View::PortAdmin(PortAdminResult { port, admin_up: up }))
             }
             Command::Reload => self.reload().map(View::Reloaded),
-            Command::Metrics => Ok(View::Metrics(crate::metrics::render(&self.sw, now))),
+            Command::Metrics => {
+                let mut m = crate::metrics::render(&self.sw, now);
+                crate::metrics::render_worker(&mut m, self.io_engine);
+                Ok(View::Metrics(m))
+            }
             Command::Watch => Err(CtlError::NotACall),
             // the agent answers it when it runs a cluster session
             Command::ShowHosts => Err(CtlError::ClusterOff),

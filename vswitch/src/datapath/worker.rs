@@ -67,19 +67,8 @@ impl Worker {
         tx: Sender<ToControl>,
         clock: Clock,
         vxlan: Option<VxlanIo>,
-        use_uring: bool,
+        uring: Option<Uring>,
     ) -> Self {
-        let uring = if use_uring {
-            match Uring::new() {
-                Ok(u) => Some(u),
-                Err(why) => {
-                    tracing::error!(%why, "cannot set up io_uring in the worker; using poll + read/write");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         if let Some(v) = &vxlan {
             if let Err(e) =
                 poll.registry()
