@@ -192,6 +192,7 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
         cfg,
         DaemonOptions {
             config_path: Some(config.to_path_buf()),
+            ..DaemonOptions::default()
         },
     )
     .map_err(|e| e.to_string())?;

@@ -19,7 +19,6 @@ use crate::pipeline::{Effects, Snapshot};
 use crate::port::tap::TapPort;
 use crate::view::{CtlError, Event, ReloadResult};
 
-use super::daemon::{interface_exists, open_binding};
 use super::subscribers::Subscribers;
 use super::{Clock, ToControl, ToWorker};
 
@@ -161,6 +160,8 @@ pub(super) struct ControlLoop {
     pub(super) cluster_vips: Vec<crate::config::ClusterVip>,
     /// The worker's I/O engine as running ("uring" or "epoll"; `switch.io` is read at start).
     pub(super) io_engine: &'static str,
+    /// Opens port devices (reloads, re-attachment).
+    pub(super) ports: std::sync::Arc<dyn crate::port::PortFactory>,
 }
 
 /// Restore the VIP state file into a freshly built switch; a missing file is no news, a bad
@@ -351,10 +352,10 @@ impl ControlLoop {
             })
             .collect();
         for (pid, b) in down {
-            if !interface_exists(b.ifname()) {
+            if !self.ports.exists(&b) {
                 continue;
             }
-            match open_binding(&b, false) {
+            match self.ports.open(&b, false) {
                 Ok(dev) => {
                     let _ = self.wtx.send(ToWorker::Attach {
                         layout,
@@ -461,7 +462,7 @@ impl ControlLoop {
                 keep.push(old_ids.get(&pc.name).copied());
             } else {
                 keep.push(None);
-                match open_binding(&pc.binding, true) {
+                match self.ports.open(&pc.binding, true) {
                     Ok(d) => add.push((PortId(i as u32), d)),
                     Err(e) => failed.push((PortId(i as u32), pc.name.clone(), e.to_string())),
                 }

@@ -11,11 +11,9 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use mio::{Poll, Waker};
 use vip_table::PortId;
 
-use crate::config::{Config, IoEngine, PortBinding};
+use crate::config::{Config, IoEngine};
 use crate::control::{ControlError, Switch};
-use crate::port::af_packet::{PacketOptions, PacketPort};
-use crate::port::tap::{TapOptions, TapPort};
-use crate::port::{Port, PortError};
+use crate::port::{OsPorts, Port, PortFactory};
 use crate::view::{CtlError, Event};
 
 use super::control_loop::{log_events, restore_state, ControlLoop};
@@ -29,6 +27,9 @@ use super::{Clock, Command, Reply, ToControl, ToWorker, WAKE};
 pub struct DaemonOptions {
     /// The configuration file (for reloads).
     pub config_path: Option<PathBuf>,
+    /// Opens the port devices; `None`: real devices ([`OsPorts`]). Tests pass a
+    /// [`crate::port::MemoryPorts`] to run the threads without root.
+    pub ports: Option<Arc<dyn PortFactory>>,
 }
 
 /// Errors starting the daemon.
@@ -168,8 +169,9 @@ impl Daemon {
         let (ctx, crx) = bounded::<ToControl>(8192);
         let mut devs: Vec<Option<Box<dyn Port>>> = Vec::new();
         let mut ob = Vec::new();
+        let ports: Arc<dyn PortFactory> = opts.ports.clone().unwrap_or_else(|| Arc::new(OsPorts));
         for (i, pc) in sw.config().ports.clone().iter().enumerate() {
-            match open_binding(&pc.binding, true) {
+            match ports.open(&pc.binding, true) {
                 Ok(d) => devs.push(Some(d)),
                 Err(e) => {
                     tracing::warn!(port = %pc.name, binding = %pc.binding, error = %e, "port device unavailable; port down until it appears");
@@ -221,6 +223,7 @@ impl Daemon {
                 save_failed: false,
                 subs,
                 io_engine,
+                ports,
             };
             let pending_ob = ob;
             threads.push(
@@ -275,31 +278,4 @@ impl Daemon {
             let _ = t.join();
         }
     }
-}
-
-/// Open the device behind a binding. `create`: a tap binding may create the tap; otherwise
-/// only an existing interface is attached.
-pub(super) fn open_binding(b: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortError> {
-    match b {
-        PortBinding::Tap(name) => {
-            if !create && !interface_exists(name) {
-                return Err(PortError::Gone {
-                    errno: libc::ENODEV,
-                });
-            }
-            // Persistent: a namespace on the tap keeps it across a restart of the switch.
-            let opts = TapOptions {
-                persist: true,
-                ..TapOptions::default()
-            };
-            Ok(Box::new(TapPort::open(name, &opts)?))
-        }
-        PortBinding::Netdev(name) => {
-            Ok(Box::new(PacketPort::open(name, &PacketOptions::default())?))
-        }
-    }
-}
-
-pub(super) fn interface_exists(name: &str) -> bool {
-    std::path::Path::new("/sys/class/net").join(name).exists()
 }

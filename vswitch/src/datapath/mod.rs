@@ -4,6 +4,8 @@
 //! Contract:
 //! - the worker polls every port fd (mio, edge-triggered), drains up to [`BATCH`] frames per
 //!   port per round, runs [`process`] against the snapshot loaded once per batch, and sends.
+//!   How it reads and writes is its engine (`switch.io`): one system call per frame, or
+//!   io_uring with one submit per port per round (`uring`; same order, frames and counters);
 //!   It applies MAC learning straight into the shared FDB and forwards VIP signals to the
 //!   control thread over a bounded channel. No allocation and no logging per frame;
 //! - the control thread is the only writer of ports, VIPs and configuration; it publishes
@@ -22,13 +24,16 @@
 //! ## Files
 //! - [`command`]: the typed operator commands, shared by the daemon, the CLI (through the
 //!   control socket) and the tests; their answers, errors and events are in [`crate::view`];
-//! - [`daemon`]: starting and stopping the threads, opening port devices, subscribing to
-//!   events ([`Daemon::subscribe`]);
+//! - [`daemon`]: starting and stopping the threads, opening port devices through a
+//!   [`crate::port::PortFactory`] (real devices, or in-memory ports for tests of the threads
+//!   without root: `vswitch/tests/daemon_memory.rs`), subscribing to events
+//!   ([`Daemon::subscribe`]);
 //! - `control_loop`: the control thread (owns [`Switch`]; timers, commands, reloads,
 //!   re-attachment, the VIP state file) and the typed views it answers with (`views`);
 //! - `subscribers`: the control thread's event subscribers (bounded queues, `try_send`: a
 //!   slow subscriber lags, see [`crate::view::Event`]);
-//! - `worker`: the worker thread (polls the ports, runs the pipeline, sends).
+//! - `worker`: the worker thread (polls the ports, runs the pipeline, sends);
+//! - `uring`: the worker's io_uring engine (registered batches, queued writes, order).
 //!
 //! ## Control ↔ worker protocol
 //! Two bounded crossbeam channels and one `ArcSwap<Snapshot>`:

@@ -31,6 +31,7 @@ use std::os::fd::RawFd;
 use thiserror::Error;
 
 pub mod af_packet;
+pub mod factory;
 pub mod memory;
 pub mod ring;
 pub(crate) mod sys;
@@ -38,6 +39,7 @@ pub mod tap;
 pub mod vnet;
 
 pub use af_packet::{PacketOptions, PacketPort};
+pub use factory::{MemoryPorts, OsPorts, PortFactory};
 pub use memory::{MemoryPort, MemoryPortHandle};
 pub use ring::{RingPort, RingRx};
 pub use tap::{TapOptions, TapPort};

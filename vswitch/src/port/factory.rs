@@ -1,0 +1,159 @@
+//! Opening the device behind a port's binding: the daemon asks a [`PortFactory`] at start,
+//! on reload (new or re-bound ports) and when it re-attaches a port that went down.
+//!
+//! - [`OsPorts`] (the default) opens real devices: a persistent tap (`tap = ...`, created
+//!   if missing) or an AF_PACKET socket on an existing interface (`netdev = ...`);
+//! - [`MemoryPorts`] opens [`MemoryPort`]s and keeps their handles, so tests run the
+//!   threaded daemon (control thread, worker, channels, snapshots) without root: push frames
+//!   into a port, read what it sent, make its device vanish and come back.
+//!
+//! Contract: `open(binding, create = false)` never creates anything: it attaches to an
+//! interface that exists, or fails with [`PortError::Gone`] (`ENODEV`); `exists` is the
+//! cheap look the daemon takes before re-attaching.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::af_packet::{PacketOptions, PacketPort};
+use super::memory::{MemoryPort, MemoryPortHandle};
+use super::tap::{TapOptions, TapPort};
+use super::{Port, PortError};
+use crate::config::PortBinding;
+
+/// Opens port devices for the daemon.
+pub trait PortFactory: Send + Sync + std::fmt::Debug {
+    /// Open the device behind `binding`. `create`: a tap binding may create its tap (start
+    /// and reload); otherwise only an existing interface is attached (re-attachment).
+    fn open(&self, binding: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortError>;
+    /// Whether the interface behind `binding` exists now.
+    fn exists(&self, binding: &PortBinding) -> bool;
+}
+
+/// Real devices: taps and AF_PACKET sockets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OsPorts;
+
+impl PortFactory for OsPorts {
+    fn open(&self, binding: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortError> {
+        match binding {
+            PortBinding::Tap(name) => {
+                if !create && !self.exists(binding) {
+                    return Err(PortError::Gone {
+                        errno: libc::ENODEV,
+                    });
+                }
+                // Persistent: a namespace on the tap keeps it across a restart of the switch.
+                let opts = TapOptions {
+                    persist: true,
+                    ..TapOptions::default()
+                };
+                Ok(Box::new(TapPort::open(name, &opts)?))
+            }
+            PortBinding::Netdev(name) => {
+                Ok(Box::new(PacketPort::open(name, &PacketOptions::default())?))
+            }
+        }
+    }
+
+    fn exists(&self, binding: &PortBinding) -> bool {
+        std::path::Path::new("/sys/class/net")
+            .join(binding.ifname())
+            .exists()
+    }
+}
+
+#[derive(Debug)]
+struct Device {
+    /// The handle of the port opened last on this interface.
+    handle: Option<MemoryPortHandle>,
+    present: bool,
+    opened: u32,
+}
+
+/// In-memory devices, by interface name. A tap binding's interface appears when it is first
+/// opened; a netdev binding's must be [`add`](Self::add)ed first, like a real interface.
+#[derive(Debug, Default)]
+pub struct MemoryPorts {
+    devices: Mutex<HashMap<String, Device>>,
+}
+
+impl MemoryPorts {
+    /// No devices yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Device>> {
+        self.devices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes interface `ifname` exist (again) without opening it.
+    pub fn add(&self, ifname: &str) {
+        self.lock()
+            .entry(ifname.to_owned())
+            .or_insert(Device {
+                handle: None,
+                present: true,
+                opened: 0,
+            })
+            .present = true;
+    }
+
+    /// The handle of the port opened last on `ifname`.
+    pub fn handle(&self, ifname: &str) -> Option<MemoryPortHandle> {
+        self.lock().get(ifname).and_then(|d| d.handle.clone())
+    }
+
+    /// How many times `ifname` was opened.
+    pub fn opened(&self, ifname: &str) -> u32 {
+        self.lock().get(ifname).map_or(0, |d| d.opened)
+    }
+
+    /// The interface is deleted: its open port reports the device gone, and it does not
+    /// exist until [`add`](Self::add)ed again.
+    pub fn remove(&self, ifname: &str) {
+        if let Some(d) = self.lock().get_mut(ifname) {
+            d.present = false;
+            if let Some(h) = &d.handle {
+                h.vanish();
+            }
+        }
+    }
+}
+
+impl PortFactory for MemoryPorts {
+    fn open(&self, binding: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortError> {
+        let name = binding.ifname();
+        let mut devs = self.lock();
+        let create = create && matches!(binding, PortBinding::Tap(_));
+        let present = devs.get(name).is_some_and(|d| d.present);
+        if !present && !create {
+            return Err(PortError::Gone {
+                errno: libc::ENODEV,
+            });
+        }
+        let (port, handle) = MemoryPort::new(name)?;
+        let d = devs.entry(name.to_owned()).or_insert(Device {
+            handle: None,
+            present: true,
+            opened: 0,
+        });
+        d.present = true;
+        d.opened += 1;
+        d.handle = Some(handle);
+        Ok(Box::new(port))
+    }
+
+    fn exists(&self, binding: &PortBinding) -> bool {
+        self.lock().get(binding.ifname()).is_some_and(|d| d.present)
+    }
+}
+
+impl<T: PortFactory + ?Sized> PortFactory for std::sync::Arc<T> {
+    fn open(&self, binding: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortError> {
+        (**self).open(binding, create)
+    }
+    fn exists(&self, binding: &PortBinding) -> bool {
+        (**self).exists(binding)
+    }
+}

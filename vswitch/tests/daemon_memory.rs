@@ -1,0 +1,341 @@
+//! The threaded daemon (control thread, worker, channels, snapshots) on in-memory ports
+//! ([`MemoryPorts`]), without root: forwarding through the real worker, a claim reaching
+//! the control thread through the worker's channel, a port whose device vanishes and comes
+//! back (re-attachment), and a reload under traffic that adds a port (a relayout) and loses
+//! no frame of the ports it keeps. Each test runs on both worker engines (`switch.io`
+//! `"epoll"` and `"auto"`, which is io_uring where the kernel and `RLIMIT_MEMLOCK` allow).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vip_table::MacAddr;
+use vswitch::config::Config;
+use vswitch::datapath::{Command, Daemon, DaemonOptions};
+use vswitch::frames::{garp, SmallFrame};
+use vswitch::port::{MemoryPortHandle, MemoryPorts, VnetHdr};
+use vswitch::view::{Event, View};
+
+const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
+const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0x0b];
+const MAC_C: [u8; 6] = [2, 0, 0, 0, 0, 0x0c];
+
+fn port(name: &str, mac: [u8; 6], ip: u8) -> String {
+    format!(
+        "[[port]]\nname = \"{name}\"\ntap = \"mem-{name}\"\nmac = \"{}\"\nips = [\"10.9.0.{ip}/24\"]\n",
+        MacAddr(mac)
+    )
+}
+
+const ENGINES: [&str; 2] = ["epoll", "auto"];
+
+fn config(dir: &std::path::Path, io: &str, with_c: bool) -> String {
+    let mut s = format!(
+        "[switch]\nstate_dir = {:?}\nio = {io:?}\n",
+        dir.display().to_string()
+    );
+    s.push_str(&port("a", MAC_A, 1));
+    s.push_str(&port("b", MAC_B, 2));
+    if with_c {
+        s.push_str(&port("c", MAC_C, 3));
+    }
+    s.push_str(
+        "[[vip]]\nname = \"v\"\naddresses = [\"10.9.0.100\"]\ncandidates = [\"a\", \"b\"]\nowner = \"a\"\n",
+    );
+    s
+}
+
+struct Lab {
+    daemon: Option<Daemon>,
+    ports: Arc<MemoryPorts>,
+    dir: PathBuf,
+    file: PathBuf,
+    io: &'static str,
+}
+
+impl Lab {
+    fn start(tag: &str, io: &'static str) -> Lab {
+        let dir =
+            std::env::temp_dir().join(format!("vswitch-memd-{tag}-{io}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vswitch.toml");
+        std::fs::write(&file, config(&dir, io, false)).unwrap();
+        let ports = Arc::new(MemoryPorts::new());
+        let cfg = Config::load(&file).unwrap();
+        let daemon = Daemon::start(
+            cfg,
+            DaemonOptions {
+                config_path: Some(file.clone()),
+                ports: Some(ports.clone()),
+            },
+        )
+        .unwrap();
+        Lab {
+            daemon: Some(daemon),
+            ports,
+            dir,
+            file,
+            io,
+        }
+    }
+
+    fn h(&self, port: &str) -> MemoryPortHandle {
+        self.ports.handle(&format!("mem-{port}")).unwrap()
+    }
+
+    fn call(&self, cmd: Command) -> View {
+        self.daemon.as_ref().unwrap().control().call(cmd).unwrap()
+    }
+
+    fn port_up(&self, name: &str) -> bool {
+        match self.call(Command::ShowPorts) {
+            View::Ports(p) => p.iter().any(|p| p.name == name && p.oper_up),
+            v => panic!("{v:?}"),
+        }
+    }
+
+    fn owners(&self) -> Vec<String> {
+        match self.call(Command::ShowVips) {
+            View::Vips(v) => v[0].owners.iter().map(|o| o.port.clone()).collect(),
+            v => panic!("{v:?}"),
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(d) = self.daemon.take() {
+            d.shutdown();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A UDP/IPv4 frame from port `src` (MAC, 10.9.0.`sip`) to `dst`, carrying `seq`.
+fn udp(src: [u8; 6], sip: u8, dst: [u8; 6], dip: u8, seq: u32) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let payload = seq.to_be_bytes();
+    let total = 20 + 8 + payload.len();
+    let mut ip = vec![
+        0x45,
+        0,
+        (total >> 8) as u8,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+    ];
+    ip.extend_from_slice(&Ipv4Addr::new(10, 9, 0, sip).octets());
+    ip.extend_from_slice(&Ipv4Addr::new(10, 9, 0, dip).octets());
+    let mut sum: u32 = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let csum = !(sum as u16);
+    ip[10..12].copy_from_slice(&csum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let udp_len = 8 + payload.len();
+    f.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, udp_len as u8, 0, 0]);
+    f.extend_from_slice(&payload);
+    f.resize(60, 0);
+    f
+}
+
+fn seq_of(frame: &[u8]) -> Option<u32> {
+    if frame.len() < 46 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
+        return None;
+    }
+    Some(u32::from_be_bytes(frame[42..46].try_into().ok()?))
+}
+
+/// Frames `h` sent within `timeout` until `enough` holds for them.
+fn collect(
+    h: &MemoryPortHandle,
+    timeout: Duration,
+    enough: impl Fn(&[Vec<u8>]) -> bool,
+) -> Vec<Vec<u8>> {
+    let until = Instant::now() + timeout;
+    let mut got = Vec::new();
+    loop {
+        got.extend(h.take_tx().into_iter().map(|(f, _)| f));
+        if enough(&got) || Instant::now() > until {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    f()
+}
+
+#[test]
+fn the_worker_forwards_between_memory_ports_and_counts() {
+    for io in ENGINES {
+        the_worker_forwards_between_memory_ports_and_counts_on(io);
+    }
+}
+
+fn the_worker_forwards_between_memory_ports_and_counts_on(io: &'static str) {
+    let lab = Lab::start("fwd", io);
+    let (a, b) = (lab.h("a"), lab.h("b"));
+    for n in 0..10 {
+        a.push_rx(&udp(MAC_A, 1, MAC_B, 2, n), VnetHdr::default());
+    }
+    let got = collect(&b, Duration::from_secs(5), |g| {
+        g.iter().filter(|f| seq_of(f).is_some()).count() >= 10
+    });
+    let seqs: Vec<u32> = got.iter().filter_map(|f| seq_of(f)).collect();
+    assert_eq!(seqs, (0..10).collect::<Vec<_>>(), "in order, each once");
+    match lab.call(Command::ShowStats) {
+        View::Stats(s) => {
+            let b = s.iter().find(|p| p.port == "b").unwrap();
+            assert!(b.tx_frames >= 10, "{b:?}");
+        }
+        v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn a_garp_from_a_standby_moves_the_vip_through_the_workers_channel() {
+    for io in ENGINES {
+        a_garp_from_a_standby_moves_the_vip_through_the_workers_channel_on(io);
+    }
+}
+
+fn a_garp_from_a_standby_moves_the_vip_through_the_workers_channel_on(io: &'static str) {
+    let lab = Lab::start("garp", io);
+    let rx = lab.daemon.as_ref().unwrap().subscribe().unwrap();
+    assert_eq!(lab.owners(), vec!["a".to_string()]);
+    let mut g = SmallFrame::default();
+    garp(&mut g, MacAddr(MAC_B), Ipv4Addr::new(10, 9, 0, 100));
+    lab.h("b").push_rx(g.as_bytes(), VnetHdr::default());
+    let until = Instant::now() + Duration::from_secs(5);
+    let moved = loop {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Event::VipMoved { vip, to, .. }) if vip == "v" => break to,
+            Ok(_) => continue,
+            Err(e) => panic!("no move: {e}"),
+        }
+    };
+    assert_eq!(moved.as_deref(), Some("b"));
+    assert_eq!(lab.owners(), vec!["b".to_string()]);
+    // the GARP itself was forwarded to a (flooded), by the worker
+    let got = collect(&lab.h("a"), Duration::from_secs(2), |g| !g.is_empty());
+    assert!(got.iter().any(|f| f[12..14] == [0x08, 0x06]), "{got:?}");
+}
+
+#[test]
+fn a_vanished_device_takes_its_port_down_and_is_attached_again_when_it_returns() {
+    for io in ENGINES {
+        a_vanished_device_takes_its_port_down_and_is_attached_again_when_it_returns_on(io);
+    }
+}
+
+fn a_vanished_device_takes_its_port_down_and_is_attached_again_when_it_returns_on(
+    io: &'static str,
+) {
+    let lab = Lab::start("gone", io);
+    lab.ports.remove("mem-b");
+    assert!(
+        wait(Duration::from_secs(5), || !lab.port_up("b")),
+        "b still up"
+    );
+    // the other ports keep being served
+    assert!(lab.port_up("a"));
+    lab.ports.add("mem-b");
+    assert!(
+        wait(Duration::from_secs(5), || lab.port_up("b")),
+        "b not re-attached"
+    );
+    assert_eq!(
+        lab.ports.opened("mem-b"),
+        2,
+        "opened at start and re-attached"
+    );
+    let (a, b) = (lab.h("a"), lab.h("b"));
+    a.push_rx(&udp(MAC_A, 1, MAC_B, 2, 7), VnetHdr::default());
+    let got = collect(&b, Duration::from_secs(5), |g| {
+        g.iter().any(|f| seq_of(f) == Some(7))
+    });
+    assert!(got.iter().any(|f| seq_of(f) == Some(7)), "{got:?}");
+}
+
+#[test]
+fn a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones() {
+    for io in ENGINES {
+        a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(io);
+    }
+}
+
+fn a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(io: &'static str) {
+    let lab = Lab::start("reload", io);
+    let (a, b) = (lab.h("a"), lab.h("b"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let pushed = Arc::new(AtomicU64::new(0));
+    let sender = {
+        let (stop, pushed, a) = (stop.clone(), pushed.clone(), a.clone());
+        std::thread::spawn(move || {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                a.push_rx(&udp(MAC_A, 1, MAC_B, 2, n), VnetHdr::default());
+                n += 1;
+                pushed.store(u64::from(n), Ordering::Relaxed);
+                if n % 64 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(&lab.file, config(&lab.dir, lab.io, true)).unwrap();
+    match lab.call(Command::Reload) {
+        View::Reloaded(r) => assert!(r.reloaded, "{r:?}"),
+        v => panic!("{v:?}"),
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    let total = pushed.load(Ordering::Relaxed) as usize;
+    let got = collect(&b, Duration::from_secs(10), |g| {
+        g.iter().filter(|f| seq_of(f).is_some()).count() >= total
+    });
+    let seqs: Vec<u32> = got.iter().filter_map(|f| seq_of(f)).collect();
+    assert_eq!(seqs.len(), total, "every frame of a kept port arrives once");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "in order across the reload"
+    );
+    assert_eq!(lab.ports.opened("mem-a"), 1, "a kept its device");
+    // the new port c is in the new layout and reachable
+    assert!(wait(Duration::from_secs(5), || lab.port_up("c")));
+    let c = lab.h("c");
+    a.push_rx(&udp(MAC_A, 1, MAC_C, 3, 99), VnetHdr::default());
+    let got = collect(&c, Duration::from_secs(5), |g| {
+        g.iter().any(|f| seq_of(f) == Some(99))
+    });
+    assert!(got.iter().any(|f| seq_of(f) == Some(99)), "{got:?}");
+}
