@@ -35,6 +35,11 @@ if [ "$(id -u)" = 0 ]; then
     echo "== live suite again with [switch] io = \"epoll\""
     VSWITCH_TEST_IO=epoll cargo test -p agent -- --test-threads=2 2>&1 | tee -a "$log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+    # and the single-host datapath tests with two workers (multi-queue taps, PACKET_FANOUT)
+    echo "== single-host live tests again with [switch] workers = 2"
+    VSWITCH_TEST_WORKERS=2 cargo test -p agent --test live_switch --test live_order \
+        --test live_vips --test live_taps --test live_restart -- --test-threads=2 2>&1 | tee -a "$log"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 fi
 set -e
 # Fuzzing: each cargo-fuzz target for about a minute when a nightly toolchain and cargo-fuzz

@@ -2,8 +2,10 @@
 //! datagrams of several flows (source ports) at vm2 as fast as its stack sends them; vm2
 //! records, per flow, every sequence number in arrival order and counts the inversions (a
 //! number lower than one already seen). Drops are allowed (a tap queue overflows at this
-//! rate), reordering is not. Run on whichever worker engine the suite runs
-//! (`VSWITCH_TEST_IO`), and for tap and AF_PACKET ports.
+//! rate), reordering is not. Run on whichever worker engine and number of workers the
+//! suite runs (`VSWITCH_TEST_IO`, `VSWITCH_TEST_WORKERS`), for tap and AF_PACKET ports; with
+//! several workers it also checks that the flows were spread (every worker read frames:
+//! `vswitch_worker_rx_frames_total`), so the order held across queues.
 //!
 //! Needs root; without it the test prints "SKIPPED: needs root (live test)".
 //! `cargo test -p agent --test live_order -- --test-threads=1`.
@@ -14,7 +16,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{require_root, Backend, Lab, VmSpec};
+use common::{http_get, require_root, test_workers, Backend, Lab, VmSpec};
 
 /// The receiver: per flow (source port), arrival-order inversions; prints READY, then one
 /// summary line when it has been idle for 1 s after the first datagram.
@@ -72,6 +74,7 @@ fn no_reordering(b: Backend, net: u8) {
     let lab = Lab::new(&format!("ord{}", b.letter()), net);
     lab.add_vm(VmSpec::new("vm1", b).no_ipv6());
     lab.add_vm(VmSpec::new("vm2", b).no_ipv6());
+    lab.with_metrics();
     lab.start();
     let (vm1, vm2) = (lab.vm("vm1"), lab.vm("vm2"));
     vm1.ping_ok(vm2.ip4, 2);
@@ -82,8 +85,8 @@ fn no_reordering(b: Backend, net: u8) {
         SEND_PY,
         &vm2.ip4.to_string(),
         "9000",
-        "4",
-        "20000",
+        "16",
+        "5000",
     ]);
     assert!(sent.ok(), "sender failed: {sent}");
     assert!(
@@ -104,7 +107,7 @@ fn no_reordering(b: Backend, net: u8) {
             .unwrap_or(u64::MAX)
     };
     eprintln!("{b:?}: {} / {line}", sent.stdout.trim());
-    assert_eq!(field("flows"), 4, "{line}");
+    assert_eq!(field("flows"), 16, "{line}");
     assert!(
         field("got") >= 2000 && field("got") != u64::MAX,
         "too few datagrams arrived to judge the order: {line}"
@@ -113,6 +116,18 @@ fn no_reordering(b: Backend, net: u8) {
         field("inversions"),
         0,
         "the switch reordered a flow: {line}"
+    );
+    let (_, body) = http_get(lab.metrics_addr(), "/metrics").expect("GET /metrics");
+    let per_worker: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with("vswitch_worker_rx_frames_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    eprintln!("{b:?}: frames read per worker {per_worker:?}");
+    assert_eq!(per_worker.len() as u32, test_workers(), "{body}");
+    assert!(
+        per_worker.iter().all(|n| *n > 100.0),
+        "every worker must have had flows (16 flows' worth of hashes): {per_worker:?}"
     );
 }
 

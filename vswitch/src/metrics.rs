@@ -4,8 +4,8 @@
 //! `port_tx_frames_total`, `port_tx_bytes_total`, `port_answered_total`,
 //! `port_drops_total{reason}`, `port_up`, `fdb_learned_entries`, `vip_epoch`,
 //! `vip_owners`, `vip_owner{port}` (1 for each current owner), `vip_moves_recorded`,
-//! `vip_hijack_attempts_total`, `vip_pending_claim`, `worker_io{engine}` (the daemon's
-//! worker engine, [`render_worker`]); in cluster mode the overlay's
+//! `vip_hijack_attempts_total`, `vip_pending_claim`, `worker_io{engine}` and
+//! `worker_rx_frames_total{worker}` (the daemon's workers, [`render_worker`]); in cluster mode the overlay's
 //! `overlay_*` families (`metrics/overlay.rs`, private).
 
 use std::fmt::Write;
@@ -22,14 +22,24 @@ fn esc(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// The worker's I/O engine as running: `vswitch_worker_io{engine="uring"|"epoll"} 1`.
-pub fn render_worker(o: &mut String, engine: &str) {
+/// The workers: their I/O engine as running (`vswitch_worker_io{engine="uring"|"epoll"} 1`)
+/// and the frames each read from ports (`vswitch_worker_rx_frames_total{worker}`: how the
+/// kernel spread the flows over the queues).
+pub fn render_worker(o: &mut String, engine: &str, rx_frames: &[u64]) {
     let _ = writeln!(
         o,
-        "# HELP vswitch_worker_io The worker's I/O engine (switch.io as resolved at start).\n\
+        "# HELP vswitch_worker_io The workers' I/O engine (switch.io as resolved at start).\n\
          # TYPE vswitch_worker_io gauge\nvswitch_worker_io{{engine=\"{}\"}} 1",
         esc(engine)
     );
+    let _ = writeln!(
+        o,
+        "# HELP vswitch_worker_rx_frames_total Frames a worker read from its queues of the ports.\n\
+         # TYPE vswitch_worker_rx_frames_total counter"
+    );
+    for (k, n) in rx_frames.iter().enumerate() {
+        let _ = writeln!(o, "vswitch_worker_rx_frames_total{{worker=\"{k}\"}} {n}");
+    }
 }
 
 /// Render every metric.

@@ -3,7 +3,9 @@
 //! the control thread through the worker's channel, a port whose device vanishes and comes
 //! back (re-attachment), and a reload under traffic that adds a port (a relayout) and loses
 //! no frame of the ports it keeps. Each test runs on both worker engines (`switch.io`
-//! `"epoll"` and `"auto"`, which is io_uring where the kernel and `RLIMIT_MEMLOCK` allow).
+//! `"epoll"` and `"auto"`, which is io_uring where the kernel and `RLIMIT_MEMLOCK` allow),
+//! with one worker and with two (`switch.workers = 2`: every port has two queues, and a
+//! frame pushed into queue k is read and forwarded by worker k).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -31,11 +33,11 @@ fn port(name: &str, mac: [u8; 6], ip: u8) -> String {
     )
 }
 
-const ENGINES: [&str; 2] = ["epoll", "auto"];
+const SETUPS: [(&str, usize); 4] = [("epoll", 1), ("auto", 1), ("epoll", 2), ("auto", 2)];
 
-fn config(dir: &std::path::Path, io: &str, with_c: bool) -> String {
+fn config(dir: &std::path::Path, io: &str, workers: usize, with_c: bool) -> String {
     let mut s = format!(
-        "[switch]\nstate_dir = {:?}\nio = {io:?}\n",
+        "[switch]\nstate_dir = {:?}\nio = {io:?}\nworkers = {workers}\n",
         dir.display().to_string()
     );
     s.push_str(&port("a", MAC_A, 1));
@@ -55,16 +57,19 @@ struct Lab {
     dir: PathBuf,
     file: PathBuf,
     io: &'static str,
+    workers: usize,
 }
 
 impl Lab {
-    fn start(tag: &str, io: &'static str) -> Lab {
-        let dir =
-            std::env::temp_dir().join(format!("vswitch-memd-{tag}-{io}-{}", std::process::id()));
+    fn start(tag: &str, (io, workers): (&'static str, usize)) -> Lab {
+        let dir = std::env::temp_dir().join(format!(
+            "vswitch-memd-{tag}-{io}-{workers}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("vswitch.toml");
-        std::fs::write(&file, config(&dir, io, false)).unwrap();
+        std::fs::write(&file, config(&dir, io, workers, false)).unwrap();
         let ports = Arc::new(MemoryPorts::new());
         let cfg = Config::load(&file).unwrap();
         let daemon = Daemon::start(
@@ -81,11 +86,23 @@ impl Lab {
             dir,
             file,
             io,
+            workers,
         }
     }
 
+    /// Queue 0 of the port's device.
     fn h(&self, port: &str) -> MemoryPortHandle {
-        self.ports.handle(&format!("mem-{port}")).unwrap()
+        self.q(port, 0)
+    }
+
+    /// Queue `k` of the port's device (the one worker `k` reads and sends through).
+    fn q(&self, port: &str, k: usize) -> MemoryPortHandle {
+        self.ports.queue(&format!("mem-{port}"), k).unwrap()
+    }
+
+    /// Every queue of the port's device.
+    fn all(&self, port: &str) -> Vec<MemoryPortHandle> {
+        (0..self.workers).map(|k| self.q(port, k)).collect()
     }
 
     fn call(&self, cmd: Command) -> View {
@@ -164,16 +181,19 @@ fn seq_of(frame: &[u8]) -> Option<u32> {
     Some(u32::from_be_bytes(frame[42..46].try_into().ok()?))
 }
 
-/// Frames `h` sent within `timeout` until `enough` holds for them.
+/// Frames the queues `hs` sent within `timeout` until `enough` holds for them (each
+/// queue's in its order, queue after queue per poll).
 fn collect(
-    h: &MemoryPortHandle,
+    hs: &[MemoryPortHandle],
     timeout: Duration,
     enough: impl Fn(&[Vec<u8>]) -> bool,
 ) -> Vec<Vec<u8>> {
     let until = Instant::now() + timeout;
     let mut got = Vec::new();
     loop {
-        got.extend(h.take_tx().into_iter().map(|(f, _)| f));
+        for h in hs {
+            got.extend(h.take_tx().into_iter().map(|(f, _)| f));
+        }
         if enough(&got) || Instant::now() > until {
             return got;
         }
@@ -194,106 +214,162 @@ fn wait(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn the_worker_forwards_between_memory_ports_and_counts() {
-    for io in ENGINES {
-        the_worker_forwards_between_memory_ports_and_counts_on(io);
+    for setup in SETUPS {
+        the_worker_forwards_between_memory_ports_and_counts_on(setup);
     }
 }
 
-fn the_worker_forwards_between_memory_ports_and_counts_on(io: &'static str) {
-    let lab = Lab::start("fwd", io);
-    let (a, b) = (lab.h("a"), lab.h("b"));
-    for n in 0..10 {
-        a.push_rx(&udp(MAC_A, 1, MAC_B, 2, n), VnetHdr::default());
+fn the_worker_forwards_between_memory_ports_and_counts_on(setup: (&'static str, usize)) {
+    let lab = Lab::start("fwd", setup);
+    // one flow per queue of a (flow k: sequence numbers k << 24 ..)
+    for n in 0..100 {
+        for k in 0..lab.workers {
+            let seq = ((k as u32) << 24) | n;
+            lab.q("a", k)
+                .push_rx(&udp(MAC_A, 1, MAC_B, 2, seq), VnetHdr::default());
+        }
     }
-    let got = collect(&b, Duration::from_secs(5), |g| {
-        g.iter().filter(|f| seq_of(f).is_some()).count() >= 10
-    });
-    let seqs: Vec<u32> = got.iter().filter_map(|f| seq_of(f)).collect();
-    assert_eq!(seqs, (0..10).collect::<Vec<_>>(), "in order, each once");
+    let total = 100 * lab.workers;
+    let per_queue: Vec<Vec<u32>> = lab
+        .all("b")
+        .iter()
+        .map(|h| {
+            collect(std::slice::from_ref(h), Duration::from_secs(5), |g| {
+                g.iter().filter(|f| seq_of(f).is_some()).count() >= 100
+            })
+            .iter()
+            .filter_map(|f| seq_of(f))
+            .collect()
+        })
+        .collect();
+    for (k, seqs) in per_queue.iter().enumerate() {
+        // worker k read a's queue k and sent through its own queue of b: in order, all
+        let want: Vec<u32> = (0..100).map(|n| ((k as u32) << 24) | n).collect();
+        assert_eq!(seqs, &want, "{setup:?}: queue {k} of b");
+    }
     match lab.call(Command::ShowStats) {
         View::Stats(s) => {
             let b = s.iter().find(|p| p.port == "b").unwrap();
-            assert!(b.tx_frames >= 10, "{b:?}");
+            let a = s.iter().find(|p| p.port == "a").unwrap();
+            // (plus what the control plane sent: the owner discovery probe at start)
+            assert!(b.tx_frames >= total as u64, "{setup:?}: {b:?}");
+            assert_eq!(a.rx_frames, total as u64, "{setup:?}: {a:?}");
         }
+        v => panic!("{v:?}"),
+    }
+    // learning from any worker lands in the one FDB
+    match lab.call(Command::ShowFdb) {
+        View::Fdb(f) => assert!(
+            f.iter()
+                .any(|e| e.mac == MacAddr(MAC_A).to_string() && e.port == "a"),
+            "{setup:?}: {f:?}"
+        ),
         v => panic!("{v:?}"),
     }
 }
 
 #[test]
 fn a_garp_from_a_standby_moves_the_vip_through_the_workers_channel() {
-    for io in ENGINES {
-        a_garp_from_a_standby_moves_the_vip_through_the_workers_channel_on(io);
+    for setup in SETUPS {
+        a_garp_from_a_standby_moves_the_vip_through_the_workers_channel_on(setup);
     }
 }
 
-fn a_garp_from_a_standby_moves_the_vip_through_the_workers_channel_on(io: &'static str) {
-    let lab = Lab::start("garp", io);
+fn a_garp_from_a_standby_moves_the_vip_through_the_workers_channel_on(
+    setup: (&'static str, usize),
+) {
+    let lab = Lab::start("garp", setup);
     let rx = lab.daemon.as_ref().unwrap().subscribe().unwrap();
     assert_eq!(lab.owners(), vec!["a".to_string()]);
     let mut g = SmallFrame::default();
     garp(&mut g, MacAddr(MAC_B), Ipv4Addr::new(10, 9, 0, 100));
-    lab.h("b").push_rx(g.as_bytes(), VnetHdr::default());
+    // through the last worker's queue
+    lab.q("b", lab.workers - 1)
+        .push_rx(g.as_bytes(), VnetHdr::default());
     let until = Instant::now() + Duration::from_secs(5);
     let moved = loop {
         match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(Event::VipMoved { vip, to, .. }) if vip == "v" => break to,
             Ok(_) => continue,
-            Err(e) => panic!("no move: {e}"),
+            Err(e) => panic!("{setup:?}: no move: {e}"),
         }
     };
-    assert_eq!(moved.as_deref(), Some("b"));
-    assert_eq!(lab.owners(), vec!["b".to_string()]);
-    // the GARP itself was forwarded to a (flooded), by the worker
-    let got = collect(&lab.h("a"), Duration::from_secs(2), |g| !g.is_empty());
-    assert!(got.iter().any(|f| f[12..14] == [0x08, 0x06]), "{got:?}");
+    assert_eq!(moved.as_deref(), Some("b"), "{setup:?}");
+    assert_eq!(lab.owners(), vec!["b".to_string()], "{setup:?}");
+    // the GARP itself was flooded to a by that worker, and the switch announced the move
+    let got = collect(&lab.all("a"), Duration::from_secs(2), |g| !g.is_empty());
+    assert!(
+        got.iter().any(|f| f[12..14] == [0x08, 0x06]),
+        "{setup:?}: {got:?}"
+    );
 }
 
 #[test]
 fn a_vanished_device_takes_its_port_down_and_is_attached_again_when_it_returns() {
-    for io in ENGINES {
-        a_vanished_device_takes_its_port_down_and_is_attached_again_when_it_returns_on(io);
+    for setup in SETUPS {
+        a_vanished_device_takes_its_port_down_and_is_attached_again_when_it_returns_on(setup);
     }
 }
 
 fn a_vanished_device_takes_its_port_down_and_is_attached_again_when_it_returns_on(
-    io: &'static str,
+    setup: (&'static str, usize),
 ) {
-    let lab = Lab::start("gone", io);
+    let lab = Lab::start("gone", setup);
+    let rx = lab.daemon.as_ref().unwrap().subscribe().unwrap();
     lab.ports.remove("mem-b");
     assert!(
         wait(Duration::from_secs(5), || !lab.port_up("b")),
-        "b still up"
+        "{setup:?}: b still up"
     );
     // the other ports keep being served
     assert!(lab.port_up("a"));
     lab.ports.add("mem-b");
     assert!(
         wait(Duration::from_secs(5), || lab.port_up("b")),
-        "b not re-attached"
+        "{setup:?}: b not re-attached"
     );
     assert_eq!(
         lab.ports.opened("mem-b"),
         2,
         "opened at start and re-attached"
     );
-    let (a, b) = (lab.h("a"), lab.h("b"));
-    a.push_rx(&udp(MAC_A, 1, MAC_B, 2, 7), VnetHdr::default());
-    let got = collect(&b, Duration::from_secs(5), |g| {
-        g.iter().any(|f| seq_of(f) == Some(7))
+    // every worker's late report of the old device is ignored: b stays up
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(lab.port_up("b"), "{setup:?}");
+    let downs = rx
+        .try_iter()
+        .filter(|e| matches!(e, Event::PortState { port, up: false, .. } if port == "b"))
+        .count();
+    assert_eq!(downs, 1, "{setup:?}: one port-down for one vanished device");
+    for k in 0..lab.workers {
+        let seq = 7 + k as u32;
+        lab.q("a", k)
+            .push_rx(&udp(MAC_A, 1, MAC_B, 2, seq), VnetHdr::default());
+    }
+    let got = collect(&lab.all("b"), Duration::from_secs(5), |g| {
+        g.iter().filter(|f| seq_of(f).is_some()).count() >= lab.workers
     });
-    assert!(got.iter().any(|f| seq_of(f) == Some(7)), "{got:?}");
+    for k in 0..lab.workers {
+        let seq = 7 + k as u32;
+        assert!(
+            got.iter().any(|f| seq_of(f) == Some(seq)),
+            "{setup:?}: worker {k}: {got:?}"
+        );
+    }
 }
 
 #[test]
 fn a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones() {
-    for io in ENGINES {
-        a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(io);
+    for setup in SETUPS {
+        a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(setup);
     }
 }
 
-fn a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(io: &'static str) {
-    let lab = Lab::start("reload", io);
-    let (a, b) = (lab.h("a"), lab.h("b"));
+fn a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(
+    setup: (&'static str, usize),
+) {
+    let lab = Lab::start("reload", setup);
+    let a = lab.all("a");
     let stop = Arc::new(AtomicBool::new(false));
     let pushed = Arc::new(AtomicU64::new(0));
     let sender = {
@@ -301,7 +377,13 @@ fn a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(io:
         std::thread::spawn(move || {
             let mut n = 0u32;
             while !stop.load(Ordering::Relaxed) {
-                a.push_rx(&udp(MAC_A, 1, MAC_B, 2, n), VnetHdr::default());
+                // flow k on queue k
+                for (k, q) in a.iter().enumerate() {
+                    q.push_rx(
+                        &udp(MAC_A, 1, MAC_B, 2, ((k as u32) << 24) | n),
+                        VnetHdr::default(),
+                    );
+                }
                 n += 1;
                 pushed.store(u64::from(n), Ordering::Relaxed);
                 if n % 64 == 0 {
@@ -311,7 +393,7 @@ fn a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(io:
         })
     };
     std::thread::sleep(Duration::from_millis(100));
-    std::fs::write(&lab.file, config(&lab.dir, lab.io, true)).unwrap();
+    std::fs::write(&lab.file, config(&lab.dir, lab.io, lab.workers, true)).unwrap();
     match lab.call(Command::Reload) {
         View::Reloaded(r) => assert!(r.reloaded, "{r:?}"),
         v => panic!("{v:?}"),
@@ -319,23 +401,39 @@ fn a_reload_under_traffic_adds_a_port_and_loses_no_frame_of_the_kept_ones_on(io:
     std::thread::sleep(Duration::from_millis(100));
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
-    let total = pushed.load(Ordering::Relaxed) as usize;
-    let got = collect(&b, Duration::from_secs(10), |g| {
-        g.iter().filter(|f| seq_of(f).is_some()).count() >= total
+    let per_flow = pushed.load(Ordering::Relaxed) as usize;
+    let got = collect(&lab.all("b"), Duration::from_secs(10), |g| {
+        g.iter().filter(|f| seq_of(f).is_some()).count() >= per_flow * lab.workers
     });
-    let seqs: Vec<u32> = got.iter().filter_map(|f| seq_of(f)).collect();
-    assert_eq!(seqs.len(), total, "every frame of a kept port arrives once");
-    assert!(
-        seqs.windows(2).all(|w| w[0] < w[1]),
-        "in order across the reload"
-    );
+    for k in 0..lab.workers {
+        let seqs: Vec<u32> = got
+            .iter()
+            .filter_map(|f| seq_of(f))
+            .filter(|s| s >> 24 == k as u32)
+            .collect();
+        assert_eq!(
+            seqs.len(),
+            per_flow,
+            "{setup:?}: every frame of flow {k} arrives once"
+        );
+        assert!(
+            seqs.windows(2).all(|w| w[0] < w[1]),
+            "{setup:?}: flow {k} in order across the reload"
+        );
+    }
     assert_eq!(lab.ports.opened("mem-a"), 1, "a kept its device");
-    // the new port c is in the new layout and reachable
+    // the new port c is in the new layout and reachable from every worker
     assert!(wait(Duration::from_secs(5), || lab.port_up("c")));
-    let c = lab.h("c");
-    a.push_rx(&udp(MAC_A, 1, MAC_C, 3, 99), VnetHdr::default());
-    let got = collect(&c, Duration::from_secs(5), |g| {
-        g.iter().any(|f| seq_of(f) == Some(99))
+    for (k, q) in a.iter().enumerate() {
+        q.push_rx(&udp(MAC_A, 1, MAC_C, 3, 99 + k as u32), VnetHdr::default());
+    }
+    let got = collect(&lab.all("c"), Duration::from_secs(5), |g| {
+        g.iter().filter(|f| seq_of(f).is_some()).count() >= lab.workers
     });
-    assert!(got.iter().any(|f| seq_of(f) == Some(99)), "{got:?}");
+    for k in 0..lab.workers {
+        assert!(
+            got.iter().any(|f| seq_of(f) == Some(99 + k as u32)),
+            "{setup:?}: {got:?}"
+        );
+    }
 }

@@ -2741,12 +2741,30 @@ impl Lab {
     }
 }
 
-/// `switch.io` for the switches the tests start: `VSWITCH_TEST_IO` (`epoll`, `uring` or
-/// `auto`) when set, so `.ci/run` can run the live suite once per worker engine; empty (the
-/// default, `auto`) otherwise.
+/// `switch.io` and `switch.workers` for the switches the tests start: `VSWITCH_TEST_IO`
+/// (`epoll`, `uring` or `auto`) and `VSWITCH_TEST_WORKERS` (a number) when set, so
+/// `.ci/run` can run the live suite on each worker engine and with several workers; empty
+/// (the defaults: `auto`, one worker) otherwise. (Cluster labs take the engine only: cluster
+/// mode runs one worker.)
 pub fn io_setting() -> String {
-    match std::env::var("VSWITCH_TEST_IO") {
-        Ok(v) if !v.is_empty() => format!("io = {v:?}\n"),
-        _ => String::new(),
+    let mut s = String::new();
+    if let Ok(v) = std::env::var("VSWITCH_TEST_IO") {
+        if !v.is_empty() {
+            s.push_str(&format!("io = {v:?}\n"));
+        }
     }
+    if let Ok(v) = std::env::var("VSWITCH_TEST_WORKERS") {
+        if let Ok(n) = v.trim().parse::<u32>() {
+            s.push_str(&format!("workers = {n}\n"));
+        }
+    }
+    s
+}
+
+/// The number of workers the suite's switches run (`VSWITCH_TEST_WORKERS`, default 1).
+pub fn test_workers() -> u32 {
+    std::env::var("VSWITCH_TEST_WORKERS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1)
 }

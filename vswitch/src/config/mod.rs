@@ -90,6 +90,9 @@ pub struct SwitchSettings {
     pub ctl_group: CtlGroup,
     /// How the worker moves frames (`io`); read at start (a reload keeps the running one).
     pub io: IoEngine,
+    /// Worker threads (`workers`), each with its own queue of every port (multi-queue taps,
+    /// `PACKET_FANOUT` sockets); read at start.
+    pub workers: usize,
 }
 
 /// `switch.io`: how the worker reads and writes port devices.
@@ -138,6 +141,7 @@ impl Default for SwitchSettings {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             ctl_group: CtlGroup::default(),
             io: IoEngine::Auto,
+            workers: 1,
         }
     }
 }

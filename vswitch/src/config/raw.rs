@@ -64,6 +64,7 @@ pub(super) struct RawSwitch {
     pub state_dir: Option<String>,
     pub ctl_group: Option<String>,
     pub io: Option<String>,
+    pub workers: Option<i64>,
 }
 
 /// `[[port]]`.

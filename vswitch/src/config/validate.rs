@@ -25,6 +25,9 @@ use super::{
 pub(super) const MAX_NAME_LEN: usize = 32;
 /// Linux IFNAMSIZ - 1: the longest interface name the kernel accepts.
 pub(super) const MAX_IFNAME_LEN: usize = 15;
+/// Upper bound of `switch.workers`.
+pub const MAX_WORKERS: usize = 64;
+
 /// Upper bound of `fdb_size` / `fdb_port_limit` (16 Mi entries): anything larger is a typo.
 pub(super) const MAX_FDB_ENTRIES: i64 = 1 << 24;
 /// Highest access VLAN id (4095 is reserved).
@@ -58,6 +61,16 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
             .collect();
         cluster::validate(c, &facts, &mut v.errors)
     });
+    if cluster.is_some() && switch.workers > 1 {
+        v.err(
+            "switch.workers",
+            format!(
+                "cluster mode runs one worker in this build (got {}): the VXLAN socket has one \
+                 reader; remove switch.workers or set it to 1",
+                switch.workers
+            ),
+        );
+    }
     if v.errors.is_empty() {
         Ok(Config {
             switch,
@@ -369,6 +382,11 @@ impl Validator {
             .as_deref()
             .and_then(|name| self.ctl_group(name))
             .unwrap_or_default();
+        let workers = raw
+            .workers
+            .and_then(|v| self.int("switch.workers", v, 1, MAX_WORKERS as i64))
+            .and_then(|v| usize::try_from(v).ok())
+            .unwrap_or(1);
         let io = match raw.io.as_deref() {
             None | Some("auto") => IoEngine::Auto,
             Some("uring") => IoEngine::Uring,
@@ -390,6 +408,7 @@ impl Validator {
             state_dir,
             ctl_group,
             io,
+            workers,
         }
     }
 

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use mio::Waker;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use vip_table::{PortId, Timestamp};
 
 use crate::config::{Config, PortBinding};
@@ -139,8 +138,12 @@ pub(super) fn log_events(
 pub(super) struct ControlLoop {
     pub(super) sw: Switch,
     pub(super) snap: Arc<ArcSwap<Snapshot>>,
-    pub(super) wtx: Sender<ToWorker>,
-    pub(super) waker: Arc<Waker>,
+    /// One line per worker (worker 0 sends the control plane's frames).
+    pub(super) workers: Vec<super::WorkerLink>,
+    /// Per worker: frames read from ports.
+    pub(super) worker_rx: Vec<Arc<std::sync::atomic::AtomicU64>>,
+    /// Per port: the generation of its current attachment (see `ToControl::Gone`).
+    pub(super) attach_gen: Vec<u32>,
     pub(super) rx: Receiver<ToControl>,
     pub(super) clock: Clock,
     pub(super) config_path: Option<PathBuf>,
@@ -239,8 +242,9 @@ impl ControlLoop {
                 self.reattach();
             }
         }
-        let _ = self.wtx.send(ToWorker::Shutdown);
-        let _ = self.waker.wake();
+        for w in &self.workers {
+            w.send(ToWorker::Shutdown, true);
+        }
     }
 
     /// Log the switch's new events and hand them to the subscribers.
@@ -286,10 +290,12 @@ impl ControlLoop {
         if ob.is_empty() {
             return;
         }
-        for o in ob {
-            let _ = self.wtx.try_send(ToWorker::Send(o));
+        if let Some(w) = self.workers.first() {
+            for o in ob {
+                let _ = w.tx.try_send(ToWorker::Send(o));
+            }
+            let _ = w.waker.wake();
         }
-        let _ = self.waker.wake();
     }
 
     fn handle(&mut self, msg: ToControl) {
@@ -310,10 +316,14 @@ impl ControlLoop {
             ToControl::Gone {
                 layout,
                 port,
+                gen,
                 why,
                 dev,
             } => {
-                if layout == self.sw.layout() {
+                let current = self.attach_gen.get(port.index()).copied().unwrap_or(0);
+                let up = self.sw.ports().get(port.index()).is_some_and(|p| p.oper_up);
+                // several workers report the same device; only the attachment in place counts
+                if layout == self.sw.layout() && gen == current && up {
                     tracing::warn!(target: "vswitch::port", port = %self.sw.port_name(port), reason = %why, "port device vanished");
                     self.sw
                         .set_port_oper(port, false, self.clock.now(), &mut ob);
@@ -355,14 +365,31 @@ impl ControlLoop {
             if !self.ports.exists(&b) {
                 continue;
             }
-            match self.ports.open(&b, false) {
-                Ok(dev) => {
-                    let _ = self.wtx.send(ToWorker::Attach {
-                        layout,
-                        port: pid,
-                        dev,
-                    });
-                    let _ = self.waker.wake();
+            match self.ports.open_queues(&b, false, self.workers.len()) {
+                Ok(qs) => {
+                    let i = pid.index();
+                    if self.attach_gen.len() <= i {
+                        self.attach_gen.resize(i + 1, 0);
+                    }
+                    self.attach_gen[i] = self.attach_gen[i].wrapping_add(1);
+                    let gen = self.attach_gen[i];
+                    for (w, q) in self
+                        .workers
+                        .iter()
+                        .zip(super::spread(qs, self.workers.len()))
+                    {
+                        if let Some(queue) = q {
+                            w.send(
+                                ToWorker::Attach {
+                                    layout,
+                                    port: pid,
+                                    queue,
+                                    gen,
+                                },
+                                true,
+                            );
+                        }
+                    }
                     let mut ob = Vec::new();
                     self.sw.set_port_oper(pid, true, self.clock.now(), &mut ob);
                     self.emit(None);
@@ -462,8 +489,11 @@ impl ControlLoop {
                 keep.push(old_ids.get(&pc.name).copied());
             } else {
                 keep.push(None);
-                match self.ports.open(&pc.binding, true) {
-                    Ok(d) => add.push((PortId(i as u32), d)),
+                match self
+                    .ports
+                    .open_queues(&pc.binding, true, self.workers.len())
+                {
+                    Ok(qs) => add.push((PortId(i as u32), super::spread(qs, self.workers.len()))),
                     Err(e) => failed.push((PortId(i as u32), pc.name.clone(), e.to_string())),
                 }
             }
@@ -497,12 +527,27 @@ impl ControlLoop {
                 // already down in carried state
             }
         }
-        let _ = self.wtx.send(ToWorker::Relayout {
-            layout: self.sw.layout(),
-            keep,
-            add,
-        });
-        let _ = self.waker.wake();
+        // per worker: its queues of the new devices
+        let mut per: Vec<Vec<(PortId, super::Queue)>> =
+            (0..self.workers.len()).map(|_| Vec::new()).collect();
+        for (pid, qs) in add {
+            for (k, q) in qs.into_iter().enumerate() {
+                if let (Some(q), Some(list)) = (q, per.get_mut(k)) {
+                    list.push((pid, q));
+                }
+            }
+        }
+        self.attach_gen = vec![0; self.sw.ports().len()];
+        for (w, add) in self.workers.iter().zip(per) {
+            w.send(
+                ToWorker::Relayout {
+                    layout: self.sw.layout(),
+                    keep: keep.clone(),
+                    add,
+                },
+                true,
+            );
+        }
         self.emit(None);
         self.flush(ob);
         Ok(report)

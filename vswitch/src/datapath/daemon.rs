@@ -13,14 +13,14 @@ use vip_table::PortId;
 
 use crate::config::{Config, IoEngine};
 use crate::control::{ControlError, Switch};
-use crate::port::{OsPorts, Port, PortFactory};
+use crate::port::{OsPorts, PortFactory};
 use crate::view::{CtlError, Event};
 
 use super::control_loop::{log_events, restore_state, ControlLoop};
 use super::subscribers::{self, Subscribers};
 use super::uring::Uring;
 use super::worker::Worker;
-use super::{Clock, Command, Reply, ToControl, ToWorker, WAKE};
+use super::{spread, Clock, Command, Queue, Reply, ToControl, ToWorker, WorkerLink, WAKE};
 
 /// Daemon options.
 #[derive(Clone, Debug, Default)]
@@ -140,43 +140,64 @@ impl Daemon {
             }
             None => None,
         };
-        let uring = match sw.config().switch.io {
-            IoEngine::Epoll => {
-                tracing::info!("the worker uses poll + read/write (switch.io = \"epoll\")");
-                None
-            }
+        let n = sw.config().switch.workers.max(1);
+        // one ring per worker, or none at all (every worker runs the same engine)
+        let mut rings: Vec<Option<Uring>> = Vec::with_capacity(n);
+        match sw.config().switch.io {
+            IoEngine::Epoll => {}
             IoEngine::Uring => {
-                let u = Uring::new().map_err(DaemonError::Uring)?;
-                tracing::info!("the worker uses io_uring (switch.io = \"uring\")");
-                Some(u)
+                for _ in 0..n {
+                    rings.push(Some(Uring::new().map_err(DaemonError::Uring)?));
+                }
             }
-            IoEngine::Auto => match Uring::new() {
-                Ok(u) => {
-                    tracing::info!("the worker uses io_uring (switch.io = \"auto\")");
-                    Some(u)
+            IoEngine::Auto => {
+                for _ in 0..n {
+                    match Uring::new() {
+                        Ok(u) => rings.push(Some(u)),
+                        Err(why) => {
+                            tracing::warn!(%why, "io_uring is not usable here; the workers use poll + read/write (switch.io = \"auto\")");
+                            rings.clear();
+                            break;
+                        }
+                    }
                 }
-                Err(why) => {
-                    tracing::warn!(%why, "io_uring is not usable here; the worker uses poll + read/write (switch.io = \"auto\")");
-                    None
-                }
-            },
+            }
+        }
+        rings.resize_with(n, || None);
+        let io_engine = if rings.iter().all(Option::is_some) {
+            "uring"
+        } else {
+            "epoll"
         };
-        let io_engine = if uring.is_some() { "uring" } else { "epoll" };
-        let poll = Poll::new().map_err(|e| DaemonError::Os("epoll", e))?;
-        let waker =
-            Arc::new(Waker::new(poll.registry(), WAKE).map_err(|e| DaemonError::Os("eventfd", e))?);
-        let (wtx, wrx) = bounded::<ToWorker>(4096);
+        tracing::info!(
+            engine = io_engine,
+            workers = n,
+            "the workers use {} (switch.io = \"{}\")",
+            if io_engine == "uring" {
+                "io_uring"
+            } else {
+                "poll + read/write"
+            },
+            sw.config().switch.io.as_str()
+        );
         let (ctx, crx) = bounded::<ToControl>(8192);
-        let mut devs: Vec<Option<Box<dyn Port>>> = Vec::new();
+        // per worker: its queue of every port
+        let mut queues: Vec<Vec<Option<Queue>>> = (0..n).map(|_| Vec::new()).collect();
         let mut ob = Vec::new();
         let ports: Arc<dyn PortFactory> = opts.ports.clone().unwrap_or_else(|| Arc::new(OsPorts));
         for (i, pc) in sw.config().ports.clone().iter().enumerate() {
-            match ports.open(&pc.binding, true) {
-                Ok(d) => devs.push(Some(d)),
+            match ports.open_queues(&pc.binding, true, n) {
+                Ok(qs) => {
+                    for (k, q) in spread(qs, n).into_iter().enumerate() {
+                        queues[k].push(q);
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(port = %pc.name, binding = %pc.binding, error = %e, "port device unavailable; port down until it appears");
                     sw.set_port_oper(PortId(i as u32), false, clock.now(), &mut ob);
-                    devs.push(None);
+                    for q in queues.iter_mut() {
+                        q.push(None);
+                    }
                 }
             }
         }
@@ -187,17 +208,36 @@ impl Daemon {
         let stop = Arc::new(AtomicBool::new(false));
         let reload = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
-        {
+        let mut links = Vec::with_capacity(n);
+        let worker_rx: Vec<Arc<std::sync::atomic::AtomicU64>> =
+            (0..n).map(|_| Arc::default()).collect();
+        // the VXLAN socket goes to worker 0 (cluster mode runs one worker)
+        let mut vxlan = vxlan;
+        for (k, (queues, uring)) in queues.into_iter().zip(rings).enumerate() {
+            let poll = Poll::new().map_err(|e| DaemonError::Os("epoll", e))?;
+            let waker = Arc::new(
+                Waker::new(poll.registry(), WAKE).map_err(|e| DaemonError::Os("eventfd", e))?,
+            );
+            let (wtx, wrx) = bounded::<ToWorker>(4096);
+            links.push(WorkerLink { tx: wtx, waker });
             let snap = snap.clone();
             let ctx = ctx.clone();
             let stop = stop.clone();
             let layout = sw.layout();
+            let vxlan = vxlan.take();
+            let rx_total = worker_rx[k].clone();
             threads.push(
                 std::thread::Builder::new()
-                    .name("vswitch-worker".into())
+                    .name(if n == 1 {
+                        "vswitch-worker".into()
+                    } else {
+                        format!("vswitch-worker-{k}")
+                    })
                     .spawn(move || {
-                        Worker::new(poll, devs, layout, snap, wrx, ctx, clock, vxlan, uring)
-                            .run(&stop)
+                        Worker::new(
+                            poll, queues, layout, snap, wrx, ctx, clock, vxlan, uring, rx_total,
+                        )
+                        .run(&stop)
                     })
                     .map_err(|e| DaemonError::Os("spawn worker", e))?,
             );
@@ -211,8 +251,9 @@ impl Daemon {
                 cluster_vips: Vec::new(),
                 sw,
                 snap,
-                wtx,
-                waker,
+                attach_gen: Vec::new(),
+                worker_rx,
+                workers: links,
                 rx: crx,
                 clock,
                 config_path: opts.config_path,

@@ -18,8 +18,13 @@
 //! - a reload that fails validation or construction changes nothing; one that succeeds
 //!   swaps the port table atomically for the worker (ports that keep their name and binding
 //!   keep their open device);
-//! - multi-queue: a worker owns one queue of every port; more workers means more queues per
-//!   tap (`IFF_MULTI_QUEUE`). This build runs one worker.
+//! - multi-queue (`switch.workers = N`): each worker is a thread with its own poll, channel
+//!   and queue of every port (multi-queue taps, `IFF_MULTI_QUEUE`; AF_PACKET sockets in one
+//!   `PACKET_FANOUT` hash group). The kernel picks a queue per flow, so every frame of a flow
+//!   is read and forwarded by one worker and never reordered; a worker sends through its own
+//!   queue of the egress port. Learning (the shared FDB), counters (atomics) and VIP signals
+//!   (one channel to the control thread) are the same for any worker. Frames the control
+//!   plane generates go out through worker 0.
 //!
 //! ## Files
 //! - [`command`]: the typed operator commands, shared by the daemon, the CLI (through the
@@ -37,15 +42,18 @@
 //!
 //! ## Control ↔ worker protocol
 //! Two bounded crossbeam channels and one `ArcSwap<Snapshot>`:
-//! - control → worker (`ToWorker`, capacity 4096, the worker is woken through a mio
-//!   `Waker`): `Send` a frame the control plane generated (announcements, discovery probes,
-//!   VRRP step-downs) out of a port; `Attach` a re-opened device to a port id of the current
-//!   layout; `Relayout` after a reload (for every new port id, the old id whose open device it
-//!   keeps, plus the newly opened devices); `Shutdown`;
+//! - control → worker (`ToWorker`, one channel per worker, capacity 4096, the worker is woken
+//!   through its mio `Waker`): `Send` a frame the control plane generated (announcements,
+//!   discovery probes, VRRP step-downs) out of a port (worker 0 only); `Attach` the worker's
+//!   queue of a re-opened device to a port id of the current layout, with the attachment's
+//!   generation; `Relayout` after a reload (for every new port id, the old id whose open
+//!   device it keeps, plus the worker's queues of the newly opened devices); `Shutdown`;
 //! - worker → control (`ToControl`, capacity 8192, `try_send`: a full queue drops the
 //!   message, never blocks the datapath): `Vip` (a claim, hijack or discovery answer with its
-//!   arrival time), `Vrrp` (a candidate's advert), `Gone` (a port's device vanished; the
-//!   device itself is handed over to be closed off the datapath), `Cmd` from the control
+//!   arrival time), `Vrrp` (a candidate's advert), `Gone` (a port's device vanished, with the
+//!   generation of the attachment: the first report takes the port down, later ones about
+//!   the same attachment or an older one change nothing; the device itself is handed over to
+//!   be closed off the datapath), `Cmd` from the control
 //!   socket threads with a reply channel, and `Subscribe` (a new event subscriber's queue);
 //! - snapshots: the control thread publishes a new `Arc<Snapshot>` after every change; the
 //!   worker loads it once per round and only uses one whose `layout` matches the port table
@@ -130,21 +138,71 @@ impl Default for Clock {
     }
 }
 
+/// The control thread's line to one worker.
+pub(crate) struct WorkerLink {
+    pub tx: crossbeam_channel::Sender<ToWorker>,
+    pub waker: std::sync::Arc<mio::Waker>,
+}
+
+impl WorkerLink {
+    /// Send and wake (a full queue drops `Send` frames, never blocks: `try`).
+    pub fn send(&self, msg: ToWorker, block: bool) {
+        let _ = if block {
+            self.tx.send(msg).map_err(|_| ())
+        } else {
+            self.tx.try_send(msg).map_err(|_| ())
+        };
+        let _ = self.waker.wake();
+    }
+}
+
+/// One worker's queue of a port's device.
+pub(crate) struct Queue {
+    pub dev: Box<dyn Port>,
+    /// The worker reads from it; false: a send-only handle on another worker's queue (the
+    /// device has fewer queues than there are workers).
+    pub reads: bool,
+}
+
 pub(crate) enum ToWorker {
     Send(Outbound),
     Attach {
         layout: u64,
         port: PortId,
-        dev: Box<dyn Port>,
+        /// This worker's queue of the re-opened device.
+        queue: Queue,
+        /// The attachment's generation (see `Gone`).
+        gen: u32,
     },
     Relayout {
         layout: u64,
         /// For each new port id: the old port id whose device it keeps.
         keep: Vec<Option<PortId>>,
-        /// Newly opened devices.
-        add: Vec<(PortId, Box<dyn Port>)>,
+        /// This worker's queues of the newly opened devices.
+        add: Vec<(PortId, Queue)>,
     },
     Shutdown,
+}
+
+/// Hand the queues of one device to `n` workers: worker `k` gets queue `k`, or a send-only
+/// handle on the first queue when the device has fewer queues (`None` if even that fails).
+pub(crate) fn spread(queues: Vec<Box<dyn Port>>, n: usize) -> Vec<Option<Queue>> {
+    let mut out: Vec<Option<Queue>> = Vec::with_capacity(n);
+    let mut it = queues.into_iter();
+    for _ in 0..n {
+        match it.next() {
+            Some(dev) => out.push(Some(Queue { dev, reads: true })),
+            None => {
+                let tx = out
+                    .first()
+                    .and_then(|q| q.as_ref())
+                    .and_then(|q| q.dev.clone_tx())
+                    .map(|dev| Queue { dev, reads: false });
+                out.push(tx);
+            }
+        }
+    }
+    out
 }
 
 pub(crate) enum ToControl {
@@ -159,6 +217,9 @@ pub(crate) enum ToControl {
     Gone {
         layout: u64,
         port: PortId,
+        /// The generation of the attachment that vanished: a report about a device that
+        /// was already replaced (another worker's queue noticed late) is ignored.
+        gen: u32,
         why: String,
         /// The dead device, closed by the control thread after it has acted: closing an
         /// AF_PACKET socket waits for an RCU grace period (`synchronize_net`, ~10 ms under

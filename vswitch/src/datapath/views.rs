@@ -74,7 +74,12 @@ impl ControlLoop {
             Command::Reload => self.reload().map(View::Reloaded),
             Command::Metrics => {
                 let mut m = crate::metrics::render(&self.sw, now);
-                crate::metrics::render_worker(&mut m, self.io_engine);
+                let rx: Vec<u64> = self
+                    .worker_rx
+                    .iter()
+                    .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+                    .collect();
+                crate::metrics::render_worker(&mut m, self.io_engine, &rx);
                 Ok(View::Metrics(m))
             }
             Command::Watch => Err(CtlError::NotACall),

@@ -18,7 +18,7 @@ use crate::port::{Batch, Port, PortError, VnetHdr};
 
 use super::uring::{self, Ports, RingIo, RxFrame, Uring, PLAIN};
 use super::vxlan_io::VxlanIo;
-use super::{Clock, ToControl, ToWorker, BATCH, WAKE};
+use super::{Clock, Queue, ToControl, ToWorker, BATCH, WAKE};
 use crate::overlay::gro::Gro;
 
 /// The poll token of the VXLAN socket.
@@ -27,6 +27,10 @@ const VXLAN: Token = Token(usize::MAX - 1);
 pub(super) struct Worker {
     poll: Poll,
     devs: Vec<Option<Box<dyn Port>>>,
+    /// Per port: whether this worker reads its queue (false: a send-only handle).
+    reads: Vec<bool>,
+    /// Per port: the generation of the attachment held (0: opened at start or relayout).
+    gens: Vec<u32>,
     layout: u64,
     snap: Arc<ArcSwap<Snapshot>>,
     rx: Receiver<ToWorker>,
@@ -49,6 +53,8 @@ pub(super) struct Worker {
     uring: Option<Uring>,
     /// The registered batch the next ring read goes into (0 or 1).
     next_batch: usize,
+    /// Frames this worker read from ports (`vswitch_worker_rx_frames_total{worker}`).
+    rx_total: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// How often a port whose link went down is checked for having vanished.
@@ -60,7 +66,7 @@ impl Worker {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         poll: Poll,
-        devs: Vec<Option<Box<dyn Port>>>,
+        queues: Vec<Option<Queue>>,
         layout: u64,
         snap: Arc<ArcSwap<Snapshot>>,
         rx: Receiver<ToWorker>,
@@ -68,7 +74,14 @@ impl Worker {
         clock: Clock,
         vxlan: Option<VxlanIo>,
         uring: Option<Uring>,
+        rx_total: Arc<std::sync::atomic::AtomicU64>,
     ) -> Self {
+        let reads: Vec<bool> = queues
+            .iter()
+            .map(|q| q.as_ref().is_some_and(|q| q.reads))
+            .collect();
+        let devs: Vec<Option<Box<dyn Port>>> =
+            queues.into_iter().map(|q| q.map(|q| q.dev)).collect();
         if let Some(v) = &vxlan {
             if let Err(e) =
                 poll.registry()
@@ -83,6 +96,8 @@ impl Worker {
             vxlan,
             poll,
             ready: vec![true; devs.len()],
+            gens: vec![0; devs.len()],
+            reads,
             devs,
             layout,
             snap,
@@ -95,6 +110,7 @@ impl Worker {
             last_suspect_check: Instant::now(),
             uring,
             next_batch: 0,
+            rx_total,
         };
         for i in 0..w.devs.len() {
             w.register(i);
@@ -110,6 +126,9 @@ impl Worker {
     }
 
     fn register(&mut self, i: usize) {
+        if !self.reads.get(i).copied().unwrap_or(false) {
+            return;
+        }
         if let Some(fd) = self.fd(i) {
             if let Err(e) =
                 self.poll
@@ -122,6 +141,9 @@ impl Worker {
     }
 
     fn deregister(&mut self, i: usize) {
+        if !self.reads.get(i).copied().unwrap_or(false) {
+            return;
+        }
         if let Some(fd) = self.fd(i) {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
@@ -138,6 +160,7 @@ impl Worker {
         let _ = self.tx.try_send(ToControl::Gone {
             layout: self.layout,
             port: PortId(i as u32),
+            gen: self.gens.get(i).copied().unwrap_or(0),
             why,
             dev,
         });
@@ -187,15 +210,23 @@ impl Worker {
             match m {
                 ToWorker::Shutdown => return false,
                 ToWorker::Send(o) => self.send_small(o.port, &o.frame),
-                ToWorker::Attach { layout, port, dev } => {
+                ToWorker::Attach {
+                    layout,
+                    port,
+                    queue,
+                    gen,
+                } => {
                     if layout == self.layout {
                         let i = port.index();
                         if let Some(s) = self.suspect_since.get_mut(i) {
                             *s = None;
                         }
+                        self.flush_ring();
                         self.deregister(i);
                         if let Some(slot) = self.devs.get_mut(i) {
-                            *slot = Some(dev);
+                            *slot = Some(queue.dev);
+                            self.reads[i] = queue.reads;
+                            self.gens[i] = gen;
                             self.register(i);
                             if let Some(r) = self.ready.get_mut(i) {
                                 *r = true;
@@ -204,22 +235,31 @@ impl Worker {
                     }
                 }
                 ToWorker::Relayout { layout, keep, add } => {
+                    self.flush_ring();
                     for i in 0..self.devs.len() {
                         self.deregister(i);
                     }
                     let mut old: Vec<Option<Box<dyn Port>>> = std::mem::take(&mut self.devs);
+                    let old_reads = std::mem::take(&mut self.reads);
                     let mut devs: Vec<Option<Box<dyn Port>>> = keep
                         .iter()
                         .map(|k| k.and_then(|o| old.get_mut(o.index()).and_then(Option::take)))
                         .collect();
-                    for (pid, d) in add {
+                    let mut reads: Vec<bool> = keep
+                        .iter()
+                        .map(|k| k.and_then(|o| old_reads.get(o.index()).copied()) == Some(true))
+                        .collect();
+                    for (pid, q) in add {
                         if let Some(slot) = devs.get_mut(pid.index()) {
-                            *slot = Some(d);
+                            *slot = Some(q.dev);
+                            reads[pid.index()] = q.reads;
                         }
                     }
                     drop(old);
                     self.suspect_since.clear();
                     self.devs = devs;
+                    self.reads = reads;
+                    self.gens = vec![0; self.devs.len()];
                     self.ready = vec![true; self.devs.len()];
                     self.layout = layout;
                     for i in 0..self.devs.len() {
@@ -283,6 +323,7 @@ impl Worker {
         if n < batch.capacity() {
             self.ready[i] = false;
         }
+        self.rx_total.fetch_add(n as u64, Ordering::Relaxed);
         let now = self.clock.now();
         let ingress = PortId(i as u32);
         let mut out = WorkerOut {
@@ -375,6 +416,8 @@ impl Worker {
         };
         let now = self.clock.now();
         let ingress = PortId(i as u32);
+        let frames = ok.iter().filter(|o| **o).count();
+        self.rx_total.fetch_add(frames as u64, Ordering::Relaxed);
         let Some(u) = self.uring.as_mut() else {
             return;
         };
@@ -421,7 +464,12 @@ impl Worker {
         let mut batch = Batch::new(if self.uring.is_some() { 0 } else { BATCH });
         let mut fx = Effects::default();
         while !stop.load(Ordering::Relaxed) {
-            let busy = self.vxlan_ready || self.ready.iter().any(|r| *r);
+            let busy = self.vxlan_ready
+                || self
+                    .ready
+                    .iter()
+                    .zip(&self.reads)
+                    .any(|(ready, reads)| *ready && *reads);
             let timeout = if busy {
                 Duration::ZERO
             } else if self
@@ -459,7 +507,7 @@ impl Worker {
                 continue;
             }
             for i in 0..self.devs.len() {
-                if !self.ready[i] {
+                if !self.ready[i] || !self.reads[i] {
                     continue;
                 }
                 if self.uring.is_some() {

@@ -82,7 +82,25 @@ pub struct PacketOptions {
     /// `SO_RCVBUF`/`SO_SNDBUF` in bytes (forced beyond `rmem_max` when privileged).
     /// Default 4 MiB.
     pub socket_buffer: usize,
+    /// Join a `PACKET_FANOUT` group (hash mode: every frame of a flow goes to the same
+    /// socket), so several workers each read their share of the interface. Default none.
+    pub fanout: Option<Fanout>,
 }
+
+/// A `PACKET_FANOUT` group of the sockets of one interface (one per worker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fanout {
+    /// Create a group with an id the kernel picks (`PACKET_FANOUT_FLAG_UNIQUEID`); read it
+    /// with [`PacketPort::fanout_id`] to join the others.
+    New,
+    /// Join the group with this id.
+    Join(u16),
+}
+
+const PACKET_FANOUT: libc::c_int = 18;
+const PACKET_FANOUT_HASH: u32 = 0;
+const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
+const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
 
 impl Default for PacketOptions {
     fn default() -> Self {
@@ -90,6 +108,7 @@ impl Default for PacketOptions {
             vnet_hdr: true,
             promiscuous: true,
             socket_buffer: 4 << 20,
+            fanout: None,
         }
     }
 }
@@ -110,6 +129,7 @@ pub struct PacketPort {
     /// socket is unhooked, and a later deletion raises no new error, so every empty receive
     /// re-checks presence until a send succeeds again. Holds the errno that reported it.
     link_down: Option<i32>,
+    fanout_id: Option<u16>,
 }
 
 impl PacketPort {
@@ -169,6 +189,20 @@ impl PacketPort {
         addr.sll_protocol = ETH_P_ALL.to_be();
         addr.sll_ifindex = ifindex_c;
         sys::bind_ll(fd.as_fd(), &addr).map_err(setup("bind to interface"))?;
+        let mut fanout_id = None;
+        if let Some(f) = opts.fanout {
+            // flow hash (IP fragments reassembled first, so they follow their flow)
+            let mode = (PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16;
+            let arg: u32 = match f {
+                Fanout::New => mode | (PACKET_FANOUT_FLAG_UNIQUEID << 16),
+                Fanout::Join(id) => mode | u32::from(id),
+            };
+            sys::setsockopt(fd.as_fd(), SOL_PACKET, PACKET_FANOUT, &arg)
+                .map_err(setup("PACKET_FANOUT"))?;
+            let got: u32 = sys::getsockopt_u32(fd.as_fd(), SOL_PACKET, PACKET_FANOUT)
+                .map_err(setup("read PACKET_FANOUT"))?;
+            fanout_id = Some((got & 0xffff) as u16);
+        }
         let mtu = sys::link_mtu(&name).unwrap_or(1500);
         Ok(Self {
             name: ifname.to_owned(),
@@ -185,7 +219,13 @@ impl PacketPort {
             counters: IoCounters::default(),
             gone_errno: None,
             link_down: None,
+            fanout_id,
         })
+    }
+
+    /// The `PACKET_FANOUT` group the socket is in.
+    pub fn fanout_id(&self) -> Option<u16> {
+        self.fanout_id
     }
 
     /// The ifindex the socket is bound to.
@@ -540,6 +580,23 @@ impl Port for PacketPort {
 
     fn ring(&mut self) -> Option<&mut dyn RingPort> {
         Some(self)
+    }
+
+    fn clone_tx(&self) -> Option<Box<dyn Port>> {
+        let fd = self.fd.try_clone().ok()?;
+        Some(Box::new(PacketPort {
+            name: self.name.clone(),
+            ifindex: self.ifindex,
+            fd,
+            offloads: self.offloads,
+            soft: self.soft.as_ref().map(|_| SoftwareOffload::new()),
+            mtu: self.mtu,
+            ignore_outgoing: self.ignore_outgoing,
+            counters: IoCounters::default(),
+            gone_errno: None,
+            link_down: None,
+            fanout_id: self.fanout_id,
+        }))
     }
 }
 

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::af_packet::{PacketOptions, PacketPort};
+use super::af_packet::{Fanout, PacketOptions, PacketPort};
 use super::memory::{MemoryPort, MemoryPortHandle};
 use super::tap::{TapOptions, TapPort};
 use super::{Port, PortError};
@@ -27,6 +27,19 @@ pub trait PortFactory: Send + Sync + std::fmt::Debug {
     fn open(&self, binding: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortError>;
     /// Whether the interface behind `binding` exists now.
     fn exists(&self, binding: &PortBinding) -> bool;
+    /// Open `n` queues of the device (one per worker): a multi-queue tap, or AF_PACKET
+    /// sockets in one fanout group. May return fewer (at least one) when the device cannot
+    /// have more (a tap created earlier with one queue); the caller then shares the first
+    /// for sending. Default: one queue.
+    fn open_queues(
+        &self,
+        binding: &PortBinding,
+        create: bool,
+        n: usize,
+    ) -> Result<Vec<Box<dyn Port>>, PortError> {
+        let _ = n;
+        Ok(vec![self.open(binding, create)?])
+    }
 }
 
 /// Real devices: taps and AF_PACKET sockets.
@@ -60,12 +73,74 @@ impl PortFactory for OsPorts {
             .join(binding.ifname())
             .exists()
     }
+
+    fn open_queues(
+        &self,
+        binding: &PortBinding,
+        create: bool,
+        n: usize,
+    ) -> Result<Vec<Box<dyn Port>>, PortError> {
+        if n <= 1 {
+            return Ok(vec![self.open(binding, create)?]);
+        }
+        let mut qs: Vec<Box<dyn Port>> = Vec::with_capacity(n);
+        match binding {
+            PortBinding::Tap(name) => {
+                if !create && !self.exists(binding) {
+                    return Err(PortError::Gone {
+                        errno: libc::ENODEV,
+                    });
+                }
+                let opts = TapOptions {
+                    persist: true,
+                    multi_queue: true,
+                    ..TapOptions::default()
+                };
+                match TapPort::open(name, &opts) {
+                    Ok(q) => qs.push(Box::new(q)),
+                    // a tap that exists with one queue (made by a switch with one worker,
+                    // and kept by the VM's namespace) only attaches without IFF_MULTI_QUEUE
+                    Err(PortError::Setup { source, .. })
+                        if source.raw_os_error() == Some(libc::EINVAL) =>
+                    {
+                        tracing::warn!(tap = %name, "the tap exists with a single queue: one worker reads it (delete the tap, or restart its VM, for one queue per worker)");
+                        return Ok(vec![self.open(binding, create)?]);
+                    }
+                    Err(e) => return Err(e),
+                }
+                for _ in 1..n {
+                    qs.push(Box::new(TapPort::open(name, &opts)?));
+                }
+            }
+            PortBinding::Netdev(name) => {
+                let first = PacketPort::open(
+                    name,
+                    &PacketOptions {
+                        fanout: Some(Fanout::New),
+                        ..PacketOptions::default()
+                    },
+                )?;
+                let id = first.fanout_id().unwrap_or(0);
+                qs.push(Box::new(first));
+                for _ in 1..n {
+                    qs.push(Box::new(PacketPort::open(
+                        name,
+                        &PacketOptions {
+                            fanout: Some(Fanout::Join(id)),
+                            ..PacketOptions::default()
+                        },
+                    )?));
+                }
+            }
+        }
+        Ok(qs)
+    }
 }
 
 #[derive(Debug)]
 struct Device {
-    /// The handle of the port opened last on this interface.
-    handle: Option<MemoryPortHandle>,
+    /// The handles of the queues opened last on this interface.
+    handles: Vec<MemoryPortHandle>,
     present: bool,
     opened: u32,
 }
@@ -92,16 +167,23 @@ impl MemoryPorts {
         self.lock()
             .entry(ifname.to_owned())
             .or_insert(Device {
-                handle: None,
+                handles: Vec::new(),
                 present: true,
                 opened: 0,
             })
             .present = true;
     }
 
-    /// The handle of the port opened last on `ifname`.
+    /// The handle of (the first queue of) the port opened last on `ifname`.
     pub fn handle(&self, ifname: &str) -> Option<MemoryPortHandle> {
-        self.lock().get(ifname).and_then(|d| d.handle.clone())
+        self.queue(ifname, 0)
+    }
+
+    /// The handle of queue `q` of the port opened last on `ifname`.
+    pub fn queue(&self, ifname: &str, q: usize) -> Option<MemoryPortHandle> {
+        self.lock()
+            .get(ifname)
+            .and_then(|d| d.handles.get(q).cloned())
     }
 
     /// How many times `ifname` was opened.
@@ -114,7 +196,7 @@ impl MemoryPorts {
     pub fn remove(&self, ifname: &str) {
         if let Some(d) = self.lock().get_mut(ifname) {
             d.present = false;
-            if let Some(h) = &d.handle {
+            for h in &d.handles {
                 h.vanish();
             }
         }
@@ -123,6 +205,22 @@ impl MemoryPorts {
 
 impl PortFactory for MemoryPorts {
     fn open(&self, binding: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortError> {
+        let mut qs = self.open_queues(binding, create, 1)?;
+        qs.pop().ok_or(PortError::Gone {
+            errno: libc::ENODEV,
+        })
+    }
+
+    fn exists(&self, binding: &PortBinding) -> bool {
+        self.lock().get(binding.ifname()).is_some_and(|d| d.present)
+    }
+
+    fn open_queues(
+        &self,
+        binding: &PortBinding,
+        create: bool,
+        n: usize,
+    ) -> Result<Vec<Box<dyn Port>>, PortError> {
         let name = binding.ifname();
         let mut devs = self.lock();
         let create = create && matches!(binding, PortBinding::Tap(_));
@@ -132,20 +230,22 @@ impl PortFactory for MemoryPorts {
                 errno: libc::ENODEV,
             });
         }
-        let (port, handle) = MemoryPort::new(name)?;
+        let mut ports: Vec<Box<dyn Port>> = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..n.max(1) {
+            let (port, handle) = MemoryPort::new(name)?;
+            ports.push(Box::new(port));
+            handles.push(handle);
+        }
         let d = devs.entry(name.to_owned()).or_insert(Device {
-            handle: None,
+            handles: Vec::new(),
             present: true,
             opened: 0,
         });
         d.present = true;
         d.opened += 1;
-        d.handle = Some(handle);
-        Ok(Box::new(port))
-    }
-
-    fn exists(&self, binding: &PortBinding) -> bool {
-        self.lock().get(binding.ifname()).is_some_and(|d| d.present)
+        d.handles = handles;
+        Ok(ports)
     }
 }
 
@@ -155,5 +255,13 @@ impl<T: PortFactory + ?Sized> PortFactory for std::sync::Arc<T> {
     }
     fn exists(&self, binding: &PortBinding) -> bool {
         (**self).exists(binding)
+    }
+    fn open_queues(
+        &self,
+        binding: &PortBinding,
+        create: bool,
+        n: usize,
+    ) -> Result<Vec<Box<dyn Port>>, PortError> {
+        (**self).open_queues(binding, create, n)
     }
 }

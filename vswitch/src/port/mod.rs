@@ -38,7 +38,7 @@ pub(crate) mod sys;
 pub mod tap;
 pub mod vnet;
 
-pub use af_packet::{PacketOptions, PacketPort};
+pub use af_packet::{Fanout, PacketOptions, PacketPort};
 pub use factory::{MemoryPorts, OsPorts, PortFactory};
 pub use memory::{MemoryPort, MemoryPortHandle};
 pub use ring::{RingPort, RingRx};
@@ -469,6 +469,13 @@ pub trait Port: Send {
 
     /// The backend's I/O counters.
     fn io_counters(&self) -> IoCounters;
+
+    /// A second handle on the same queue for sending only (a dup of the fd), for a worker
+    /// that has no queue of its own on this device; it must never be read from. `None`:
+    /// the backend cannot.
+    fn clone_tx(&self) -> Option<Box<dyn Port>> {
+        None
+    }
 
     /// The backend's io_uring side, if it has one (see [`ring`]). Default: none, the
     /// io_uring worker then uses `recv_batch` and `send` for this port.

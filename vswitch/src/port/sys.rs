@@ -153,6 +153,23 @@ pub(crate) fn ioctl_int_ptr(
 }
 
 /// `setsockopt(fd, level, name, &value, sizeof value)` for any plain-data option value.
+/// `getsockopt` of a 32-bit value.
+pub(crate) fn getsockopt_u32(fd: BorrowedFd<'_>, level: c_int, name: c_int) -> io::Result<u32> {
+    let mut v: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `v` is a writable u32 and `len` says so; the kernel writes at most `len` bytes.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            std::ptr::from_mut(&mut v).cast::<c_void>(),
+            &mut len,
+        )
+    })?;
+    Ok(v)
+}
+
 pub(crate) fn setsockopt<T: Copy>(
     fd: BorrowedFd<'_>,
     level: c_int,

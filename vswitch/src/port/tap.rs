@@ -578,6 +578,19 @@ impl Port for TapPort {
     fn ring(&mut self) -> Option<&mut dyn RingPort> {
         Some(self)
     }
+
+    fn clone_tx(&self) -> Option<Box<dyn Port>> {
+        let fd = self.fd.try_clone().ok()?;
+        Some(Box::new(TapPort {
+            name: self.name.clone(),
+            fd,
+            offloads: self.offloads,
+            soft: self.soft.as_ref().map(|_| SoftwareOffload::new()),
+            mtu: self.mtu,
+            counters: IoCounters::default(),
+            gone_errno: None,
+        }))
+    }
 }
 
 impl RingPort for TapPort {
