@@ -986,6 +986,34 @@ mod tests {
     }
 
     #[test]
+    fn workers_range_default_and_cluster_mode() {
+        assert_eq!(Config::from_toml_str("").unwrap().switch.workers, 1);
+        let c = Config::from_toml_str("[switch]\nworkers = 2\n").unwrap();
+        assert_eq!(c.switch.workers, 2);
+        for bad in ["0", "65", "-1"] {
+            let e = Config::from_toml_str(&format!("[switch]\nworkers = {bad}\n")).unwrap_err();
+            let f = e.field_errors();
+            assert_eq!(f[0].field, "switch.workers", "{bad}: {e}");
+            assert!(f[0].reason.contains("between 1 and 64"), "{e}");
+        }
+        let cluster = "[switch]\nworkers = 2\n[[port]]\nname = \"web1\"\ntap = \"tap-web1\"\n\
+                       mac = \"02:00:00:00:00:11\"\nmtu = 1450\n[cluster]\n\
+                       endpoints = [\"http://10.250.0.11:2379\"]\nhost = \"host-a\"\n\
+                       vtep = \"10.250.1.1\"\nvlans = [{ vlan = 0, vni = 5000 }]\n";
+        match Config::from_toml_str(cluster) {
+            Err(e) => {
+                let f = e.field_errors();
+                assert!(
+                    f.iter().any(|f| f.field == "switch.workers"
+                        && f.reason.contains("cluster mode runs one worker")),
+                    "{e}"
+                );
+            }
+            Ok(_) => panic!("workers = 2 with [cluster] must be refused"),
+        }
+    }
+
+    #[test]
     fn ctl_group_bad_name_is_an_error() {
         for bad in ["", "a b", "a:b"] {
             let text = format!("[switch]\nctl_group = {bad:?}\n");
