@@ -351,11 +351,25 @@ impl Config {
 
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+        Config::parse_file(path, &Config::read_file(path)?)
+    }
+
+    /// The bytes of a configuration file (for [`Config::parse_file`]).
+    pub fn read_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+        std::fs::read(path).map_err(|error| ConfigError::Io {
             path: path.to_path_buf(),
             error,
+        })
+    }
+
+    /// Parse and validate the bytes of the configuration file at `path` (which errors
+    /// name).
+    pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::Io {
+            path: path.to_path_buf(),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
-        Config::from_toml_str(&text).map_err(|e| match e {
+        Config::from_toml_str(text).map_err(|e| match e {
             ConfigError::Syntax { path: None, error } => ConfigError::Syntax {
                 path: Some(path.to_path_buf()),
                 error,
