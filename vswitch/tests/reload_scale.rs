@@ -112,9 +112,11 @@ fn pure_state_at_scale() {
         let t = Instant::now();
         let cfg = Config::from_toml_str(&text).unwrap();
         let parse = t.elapsed();
+        let rss_text_config = rss_mib();
         let t = Instant::now();
         let mut sw = Switch::new(cfg.clone(), Timestamp(0)).unwrap();
         let build = t.elapsed();
+        let rss_switch = rss_mib();
         let t = Instant::now();
         sc.learn_all(&sw, Timestamp(1));
         let learn = t.elapsed();
@@ -146,7 +148,8 @@ fn pure_state_at_scale() {
         println!(
             "SCALE pure size={} ports={} groups={} macs={} toml_ms={:.1} parse_ms={:.1} build_ms={:.1} \
              learn_ms={:.1} startup_ms={:.1} noop_reload_ms={:.1} full_reload_ms={:.1} \
-             rss_empty_mib={rss_empty:.1} rss_state_mib={rss_state:.1} rss_after_1_mib={rss_1:.1} \
+             rss_empty_mib={rss_empty:.1} rss_text_config_mib={rss_text_config:.1} \
+             rss_switch_mib={rss_switch:.1} rss_state_mib={rss_state:.1} rss_after_1_mib={rss_1:.1} \
              rss_after_n_mib={rss_n:.1} reloads={n}",
             sc.label,
             sc.ports,

@@ -341,9 +341,41 @@ impl ConfigError {
     }
 }
 
+/// Texts at least this long are parsed on a helper thread (see [`Config::from_toml_str`]).
+const PARSE_ON_A_THREAD: usize = 64 << 10;
+
 impl Config {
     /// Parse and validate a configuration from TOML text.
+    ///
+    /// A long text (a switch with thousands of groups) is parsed on a short-lived helper
+    /// thread and the result copied back: the parser's transient allocations are many
+    /// times the size of the result (toml's document keeps every key, value and span), and
+    /// with the result's allocations scattered among them, freed but pinned pages stayed
+    /// resident (measured at 256 ports × 10,000 groups: 46 MiB of RSS for a 3.5 MiB
+    /// configuration). On its own thread, glibc's malloc takes the parse from another
+    /// arena, which is wholly free afterwards and goes back to the kernel with the next
+    /// heap trim.
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        if s.len() < PARSE_ON_A_THREAD {
+            return Config::parse_here(s);
+        }
+        std::thread::scope(|scope| {
+            match std::thread::Builder::new()
+                .name("vswitch-parse".into())
+                .spawn_scoped(scope, || Config::parse_here(s))
+            {
+                Ok(h) => match h.join() {
+                    // copied on this thread, into this thread's arena
+                    Ok(r) => r.map(|c| c.clone()),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // no thread to be had: parse here (the result is the same)
+                Err(_) => Config::parse_here(s),
+            }
+        })
+    }
+
+    fn parse_here(s: &str) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig =
             toml::from_str(s).map_err(|error| ConfigError::Syntax { path: None, error })?;
         validate::validate(raw)
