@@ -365,8 +365,14 @@ impl Config {
                 .spawn_scoped(scope, || Config::parse_here(s))
             {
                 Ok(h) => match h.join() {
-                    // copied on this thread, into this thread's arena
-                    Ok(r) => r.map(|c| c.clone()),
+                    // copied on this thread, into this thread's arena (the point: the
+                    // helper's copy goes, and its arena with it)
+                    Ok(Ok(parsed)) => {
+                        let here = parsed.clone();
+                        drop(parsed);
+                        Ok(here)
+                    }
+                    Ok(Err(e)) => Err(e),
                     Err(panic) => std::panic::resume_unwind(panic),
                 },
                 // no thread to be had: parse here (the result is the same)
