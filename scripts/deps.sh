@@ -4,10 +4,11 @@
 # protobuf-compiler: `protoc`, which the etcd-client crate runs at build time (so the agent
 # does not build without it); etcd-server + etcd-client: the etcd members (and etcdctl)
 # that the multi-host live tests start in their own namespaces; openssl: their TLS test
-# makes its CA and certificates with it.
+# makes its CA and certificates with it. python3-matplotlib: bench/cost_curve.py draws the
+# cost curve (docs/img/cost_curve.png) with it.
 set -euo pipefail
 pkgs=(iproute2 iputils-ping iputils-arping tcpdump keepalived iperf3 ethtool procps psmisc
-      protobuf-compiler etcd-server etcd-client openssl)
+      protobuf-compiler etcd-server etcd-client openssl python3-matplotlib)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

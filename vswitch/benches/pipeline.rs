@@ -1,14 +1,12 @@
 //! Criterion benchmark of the pure forwarding decision, `pipeline::process`, per frame class.
 //!
-//! Setup (built through the public API, see docs/benchmarks.md):
-//! - 256 ports in 16 VLANs of 16 ports each (VLAN 10..=25), each with a MAC, a fixed IPv4
-//!   and a fixed IPv6 address; every 16th port also has an allowed-address-pair with its own
-//!   MAC and a /24;
-//! - 10,000 active-passive VIP groups (2 candidates each, in one VLAN; one IPv4 address in
-//!   10.128.0.0/16 and one IPv6 address in fd80::/64), 1 in 10 with an initial owner;
-//! - 8 active-active groups with 3 owners each;
-//! - 65,536 learned MACs spread over all ports, learned `now - 1 s` so that no frame needs a
-//!   refresh (steady state).
+//! Setup (built through the public API, see docs/benchmarks.md and `common/scale.rs`): at
+//! each of three sizes (ports, A/P VIP groups, learned MACs) = (16, 100, 1k),
+//! (256, 10k, 64k), (1024, 100k, 1M); `VSWITCH_SCALES=small,medium,large` picks some.
+//! Ports in VLANs of 16, each with a MAC, a fixed IPv4 and IPv6 address, every 16th with
+//! an allowed-address-pair; A/P groups with 2 candidates, 1 in 10 owned; 8 A/A groups with
+//! 3 owners; the MACs learned `now - 1 s`, so that no frame needs a refresh (steady state).
+//! Benchmark ids: `process/<size>/<class>` and `parts/<size>/<part>`.
 //!
 //! Every frame is pre-built and its verdict checked once before it is measured; one
 //! `Effects` is reused across iterations and nothing is applied.
@@ -22,131 +20,17 @@ use etherparse::PacketBuilder;
 use vip_table::{MacAddr, PortId, Timestamp};
 use vswitch::config::Config;
 use vswitch::control::Switch;
-use vswitch::fdb::{Learn, LearnOp};
 use vswitch::frames::{self, SmallFrame};
 use vswitch::pipeline::{process, DropReason, Effects, RxMeta, Verdict};
 use vswitch::wire;
 
-const PORTS: usize = 256;
-const PORTS_PER_VLAN: usize = 16;
-const VLANS: usize = PORTS / PORTS_PER_VLAN;
-const AP_GROUPS: usize = 10_000;
-const AA_GROUPS: usize = 8;
-const LEARNED_MACS: usize = 65_536;
+#[path = "common/scale.rs"]
+mod scale;
 
-fn vlan_of(i: usize) -> u16 {
-    10 + (i / PORTS_PER_VLAN) as u16
-}
-fn port_mac(i: usize) -> MacAddr {
-    MacAddr([0x02, 0x00, 0x00, 0x00, (i >> 8) as u8, i as u8])
-}
-fn port_ip4(i: usize) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 1, 0, 0)) + i as u32 + 1)
-}
-fn port_ip6(i: usize) -> Ipv6Addr {
-    Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, i as u16 + 1)
-}
-fn has_pair(i: usize) -> bool {
-    i % PORTS_PER_VLAN == 0
-}
-fn pair_mac(i: usize) -> MacAddr {
-    MacAddr([0x02, 0xaa, 0x00, 0x00, (i >> 8) as u8, i as u8])
-}
-fn pair_net(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 200, i as u8, 0)
-}
-/// The two candidates of A/P group `k`: neighbours within one VLAN.
-fn ap_candidates(k: usize) -> [usize; 2] {
-    let v = k % VLANS;
-    let j = (k / VLANS) % PORTS_PER_VLAN;
-    [
-        v * PORTS_PER_VLAN + j,
-        v * PORTS_PER_VLAN + (j + 1) % PORTS_PER_VLAN,
-    ]
-}
-fn ap_owned(k: usize) -> bool {
-    k % 10 == 0
-}
-fn ap_ip4(k: usize) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 128, 0, 0)) + k as u32 + 1)
-}
-fn ap_ip6(k: usize) -> Ipv6Addr {
-    Ipv6Addr::new(0xfd80, 0, 0, 0, 0, 0, 0, k as u16 + 1)
-}
-/// The three candidates (and owners) of A/A group `k`: ports 8..=10 of VLAN `k`.
-fn aa_candidates(k: usize) -> [usize; 3] {
-    let b = (k % VLANS) * PORTS_PER_VLAN + 8;
-    [b, b + 1, b + 2]
-}
-fn aa_ip4(k: usize) -> Ipv4Addr {
-    Ipv4Addr::new(10, 129, 0, k as u8 + 1)
-}
-fn aa_ip6(k: usize) -> Ipv6Addr {
-    Ipv6Addr::new(0xfd81, 0, 0, 0, 0, 0, 0, k as u16 + 1)
-}
-fn learned_mac(n: usize) -> MacAddr {
-    MacAddr([0x02, 0x10, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8])
-}
-fn learned_port(n: usize) -> usize {
-    n % PORTS
-}
-
-fn config_toml() -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(4 << 20);
-    let _ = writeln!(
-        s,
-        "[switch]\nmac_aging_secs = 300\nfdb_size = {}\nfdb_port_limit = {}\n",
-        LEARNED_MACS * 2,
-        LEARNED_MACS
-    );
-    for i in 0..PORTS {
-        let _ = writeln!(
-            s,
-            "[[port]]\nname = \"p{i}\"\ntap = \"tap-p{i}\"\nmac = \"{}\"\nvlan = {}\n\
-             ips = [\"{}/16\", \"{}/64\"]",
-            port_mac(i),
-            vlan_of(i),
-            port_ip4(i),
-            port_ip6(i)
-        );
-        if has_pair(i) {
-            let _ = writeln!(
-                s,
-                "allowed_address_pairs = [{{ ip = \"{}/24\", mac = \"{}\" }}]",
-                pair_net(i),
-                pair_mac(i)
-            );
-        }
-        s.push('\n');
-    }
-    for k in 0..AP_GROUPS {
-        let [a, b] = ap_candidates(k);
-        let _ = writeln!(
-            s,
-            "[[vip]]\nname = \"ap{k}\"\nmode = \"active-passive\"\n\
-             addresses = [\"{}\", \"{}\"]\ncandidates = [\"p{a}\", \"p{b}\"]",
-            ap_ip4(k),
-            ap_ip6(k)
-        );
-        if ap_owned(k) {
-            let _ = writeln!(s, "owner = \"p{a}\"");
-        }
-        s.push('\n');
-    }
-    for k in 0..AA_GROUPS {
-        let [a, b, c] = aa_candidates(k);
-        let _ = writeln!(
-            s,
-            "[[vip]]\nname = \"aa{k}\"\nmode = \"active-active\"\n\
-             addresses = [\"{}\", \"{}\"]\ncandidates = [\"p{a}\", \"p{b}\", \"p{c}\"]\n\
-             owners = [\"p{a}\", \"p{b}\", \"p{c}\"]\n",
-            aa_ip4(k),
-            aa_ip6(k)
-        );
-    }
-    s
-}
+use scale::{
+    aa_ip4, ap_ip4, ap_ip6, ap_owned, has_pair, learned_mac, pair_mac, pair_net, port_ip4,
+    port_ip6, port_mac, vlan_of, Scale, PORTS_PER_VLAN,
+};
 
 fn udp4(src: MacAddr, dst: MacAddr, sip: Ipv4Addr, dip: Ipv4Addr, len: usize) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src.0, dst.0)
@@ -235,47 +119,25 @@ fn garp_claim(v: &Verdict, fx: &Effects) -> bool {
     flood(v, fx) && matches!(fx.vip, Some(vswitch::pipeline::VipSignal::Claim { .. }))
 }
 
-fn setup() -> (Switch, Timestamp, Vec<Case>) {
+fn setup(sc: &Scale) -> (Switch, Timestamp, Vec<Case>) {
     let t0 = Timestamp::from_secs(1_000);
     let now = t0 + Duration::from_secs(1);
-    let cfg = Config::from_toml_str(&config_toml()).expect("bench config is valid");
+    let cfg = Config::from_toml_str(&sc.config_toml()).expect("bench config is valid");
     let sw = Switch::new(cfg, t0).expect("switch");
-    let fdb = sw.fdb();
-    for n in 0..LEARNED_MACS {
-        let p = learned_port(n);
-        fdb.learn(
-            &Learn {
-                vlan: vlan_of(p),
-                mac: learned_mac(n),
-                port: PortId(p as u32),
-                op: LearnOp::Insert,
-            },
-            t0,
-        );
-    }
-    // The address-pair MACs have talked before: learned, like any VM MAC not in config.
-    for i in (0..PORTS).filter(|&i| has_pair(i)) {
-        fdb.learn(
-            &Learn {
-                vlan: vlan_of(i),
-                mac: pair_mac(i),
-                port: PortId(i as u32),
-                op: LearnOp::Insert,
-            },
-            t0,
-        );
-    }
-    assert_eq!(fdb.learned_len(), LEARNED_MACS + PORTS / PORTS_PER_VLAN);
+    sc.learn_all(&sw, t0);
+    assert_eq!(sw.fdb().learned_len(), sc.learned_total());
 
+    // Every case's ports are in one VLAN (the third, or the only one): ports base..base+16.
+    let base = sc.case_vlan() * PORTS_PER_VLAN;
     let pid = |i: usize| PortId(i as u32);
     let mut cases = Vec::new();
 
     // 1. Known unicast UDP/IPv4, learned source (pair MAC of port 32) to a learned MAC
     //    behind port 33 at its fixed IP. 64-byte payload.
-    let (a, b) = (32, 33);
+    let (a, b) = (base, base + 1);
     let dst_mac = learned_mac(
-        (0..LEARNED_MACS)
-            .find(|n| learned_port(*n) == b)
+        (0..sc.macs)
+            .find(|n| sc.learned_port(*n) == b)
             .expect("mac"),
     );
     let mut sip = pair_net(a).octets();
@@ -288,7 +150,7 @@ fn setup() -> (Switch, Timestamp, Vec<Case>) {
     });
 
     // 2. Known unicast UDP/IPv6 between two port MACs (static entries).
-    let (a, b) = (34, 35);
+    let (a, b) = (base + 2, base + 3);
     cases.push(Case {
         name: "unicast_udp6",
         ingress: pid(a),
@@ -297,7 +159,7 @@ fn setup() -> (Switch, Timestamp, Vec<Case>) {
     });
 
     // 3. Broadcast ARP request for a neighbour: flooded to the other 15 ports of the VLAN.
-    let (a, b) = (36, 37);
+    let (a, b) = (base + 4, base + 5);
     cases.push(Case {
         name: "arp_broadcast_flood",
         ingress: pid(a),
@@ -306,11 +168,13 @@ fn setup() -> (Switch, Timestamp, Vec<Case>) {
     });
 
     // An owned A/P group in VLAN 10 (ports 0..16) and a non-candidate client there.
-    let k = (0..AP_GROUPS)
-        .find(|&k| ap_owned(k) && k > 5_000 && ap_candidates(k)[0] / PORTS_PER_VLAN == 2)
+    let k = (0..sc.groups)
+        .find(|&k| {
+            ap_owned(k) && k > sc.groups / 2 && sc.ap_candidates(k)[0] / PORTS_PER_VLAN == base / 16
+        })
         .expect("group");
-    let [owner, standby] = ap_candidates(k);
-    let client = (32..48)
+    let [owner, standby] = sc.ap_candidates(k);
+    let client = (base..base + PORTS_PER_VLAN)
         .find(|&i| i != owner && i != standby && !has_pair(i))
         .expect("client");
 
@@ -346,10 +210,10 @@ fn setup() -> (Switch, Timestamp, Vec<Case>) {
     });
 
     // 6. Unicast UDP to an A/A VIP at its virtual MAC: rendezvous hash over 3 owners.
-    let aa = 2;
+    let aa = sc.case_vlan();
     let aa_mac = vswitch::config::derived_virtual_mac(&format!("aa{aa}"));
-    let aa_client = (aa * PORTS_PER_VLAN..(aa + 1) * PORTS_PER_VLAN)
-        .find(|i| !aa_candidates(aa).contains(i) && !has_pair(*i))
+    let aa_client = (base..base + PORTS_PER_VLAN)
+        .find(|i| !sc.aa_candidates(aa).contains(i) && !has_pair(*i))
         .expect("client");
     cases.push(Case {
         name: "udp4_to_aa_vip",
@@ -365,7 +229,7 @@ fn setup() -> (Switch, Timestamp, Vec<Case>) {
     });
 
     // 7. IP spoof: a VM sends from its neighbour's address.
-    let (a, b) = (40, 41);
+    let (a, b) = (base + 8, base + 9);
     cases.push(Case {
         name: "drop_ip_spoof",
         ingress: pid(a),
@@ -402,15 +266,23 @@ fn setup() -> (Switch, Timestamp, Vec<Case>) {
 }
 
 fn bench_process(c: &mut Criterion) {
-    let (sw, now, cases) = setup();
+    for sc in scale::selected_scales() {
+        bench_scale(c, &sc);
+    }
+}
+
+/// `process/<size>/<class>` and `parts/<size>/<part>` at one size.
+fn bench_scale(c: &mut Criterion, sc: &Scale) {
+    let (sw, now, cases) = setup(sc);
+    let size = sc.label;
     let snap = sw.snapshot();
     let mut fx = Effects::default();
     let mut g = c.benchmark_group("process");
     g.throughput(Throughput::Elements(1));
     for case in &cases {
-        g.bench_function(case.name, |b| {
+        g.bench_function(format!("{size}/{}", case.name), |b| {
             // The closure returns `()`: criterion's own black box of a large return value
-            // (a `Verdict` is 136 bytes) would otherwise be part of the measurement.
+            // would otherwise be part of the measurement.
             b.iter(|| {
                 let v = process(
                     black_box(&snap),
@@ -432,7 +304,7 @@ fn bench_process(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for name in ["unicast_udp4", "unicast_udp6", "arp_broadcast_flood"] {
         let case = cases.iter().find(|c| c.name == name).expect("case");
-        g.bench_function(format!("wire_parse/{name}"), |b| {
+        g.bench_function(format!("{size}/wire_parse/{name}"), |b| {
             b.iter(|| {
                 let f = wire::parse(black_box(&case.frame));
                 black_box(&f);
@@ -440,11 +312,12 @@ fn bench_process(c: &mut Criterion) {
         });
     }
     let fdb = sw.fdb().clone();
-    let (lvlan, lmac) = (vlan_of(learned_port(12_345)), learned_mac(12_345));
-    g.bench_function("fdb_lookup_learned_hit", |b| {
+    let n = 12_345 % sc.macs;
+    let (lvlan, lmac) = (vlan_of(sc.learned_port(n)), learned_mac(n));
+    g.bench_function(format!("{size}/fdb_lookup_learned_hit"), |b| {
         b.iter(|| fdb.lookup(black_box(lvlan), black_box(lmac), black_box(now)))
     });
-    g.bench_function("fdb_check_learn_static", |b| {
+    g.bench_function(format!("{size}/fdb_check_learn_static"), |b| {
         b.iter(|| {
             fdb.check_learn(
                 black_box(vlan_of(3)),
@@ -455,9 +328,14 @@ fn bench_process(c: &mut Criterion) {
         })
     });
     let vips = snap.vips.clone();
-    let (hit, miss) = (IpAddr::V4(ap_ip4(4_321)), IpAddr::V4(port_ip4(7)));
-    g.bench_function("vip_lookup_hit", |b| b.iter(|| vips.lookup(black_box(hit))));
-    g.bench_function("vip_lookup_miss", |b| {
+    let (hit, miss) = (
+        IpAddr::V4(ap_ip4(4_321 % sc.groups)),
+        IpAddr::V4(port_ip4(7)),
+    );
+    g.bench_function(format!("{size}/vip_lookup_hit"), |b| {
+        b.iter(|| vips.lookup(black_box(hit)))
+    });
+    g.bench_function(format!("{size}/vip_lookup_miss"), |b| {
         b.iter(|| vips.lookup(black_box(miss)))
     });
     g.finish();

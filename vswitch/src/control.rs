@@ -274,6 +274,22 @@ fn build_ports(cfg: &Config) -> Result<Vec<PortEntry>, ControlError> {
 }
 
 /// An FDB sized by the configuration, with every port MAC as a static entry.
+/// Whether `new` would build the same forwarding table as `old` (see [`build_fdb`]): the
+/// same table settings and the same ports in the same order, by name (learned entries are
+/// carried by port name), VLAN and MAC (the static entries).
+fn fdb_unchanged(old: &Config, new: &Config) -> bool {
+    let (a, b) = (&old.switch, &new.switch);
+    a.fdb_size == b.fdb_size
+        && a.fdb_port_limit == b.fdb_port_limit
+        && a.mac_aging == b.mac_aging
+        && old.ports.len() == new.ports.len()
+        && old
+            .ports
+            .iter()
+            .zip(&new.ports)
+            .all(|(o, n)| o.name == n.name && o.vlan == n.vlan && o.mac == n.mac)
+}
+
 fn build_fdb(cfg: &Config) -> Fdb {
     let mut fdb = Fdb::new(
         cfg.ports.len(),
@@ -287,8 +303,19 @@ fn build_fdb(cfg: &Config) -> Fdb {
     fdb
 }
 
+/// Port name → index in `cfg.ports`, for lookups by name that must not scan the ports
+/// (a reload of 1,024 ports × 100,000 groups looks up every candidate).
+fn port_indices(cfg: &Config) -> HashMap<&str, usize> {
+    cfg.ports
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.name.as_str(), i))
+        .collect()
+}
+
 fn build_vips(cfg: &Config, now: Timestamp) -> Result<VipTable, ControlError> {
-    let id = |name: &str| cfg.port_index(name).map(|i| PortId(i as u32));
+    let index = port_indices(cfg);
+    let id = |name: &str| index.get(name).map(|&i| PortId(i as u32));
     let specs = cfg
         .vips
         .iter()
@@ -305,8 +332,8 @@ fn build_vips(cfg: &Config, now: Timestamp) -> Result<VipTable, ControlError> {
                 .initial_owners
                 .iter()
                 .filter_map(|o| {
-                    let i = cfg.port_index(o)?;
-                    Some((PortId(i as u32), cfg.ports[i].mac))
+                    let i = *index.get(o.as_str())?;
+                    Some((PortId(i as u32), cfg.ports.get(i)?.mac))
                 })
                 .collect(),
         })
@@ -772,17 +799,21 @@ impl Switch {
     pub fn reload(&mut self, config: Config, now: Timestamp) -> Result<ReloadReport, ControlError> {
         let mut ports = build_ports(&config)?;
         let mut vips = build_vips(&config, now)?;
-        let old_names: Vec<String> = self.ports.iter().map(|p| p.name.clone()).collect();
-        let asking: Vec<String> = self.discovering();
+        let asking: std::collections::HashSet<String> = self.discovering().into_iter().collect();
         let old_groups: std::collections::HashSet<String> = self
             .vips
             .groups()
             .map(|(_, g)| g.name().to_string())
             .collect();
-        let map = |old: PortId| -> Option<PortId> {
-            let name = old_names.get(old.index())?;
-            config.port_index(name).map(|i| PortId(i as u32))
-        };
+        // old port id → new port id, by name
+        let new_index = port_indices(&config);
+        let port_map: Vec<Option<PortId>> = self
+            .ports
+            .iter()
+            .map(|p| new_index.get(p.name.as_str()).map(|&i| PortId(i as u32)))
+            .collect();
+        drop(new_index);
+        let map = |old: PortId| -> Option<PortId> { port_map.get(old.index()).copied().flatten() };
         vips.carry_state_from(&self.vips, now, map);
         let mut report = ReloadReport::default();
         let mut counters = Vec::with_capacity(ports.len());
@@ -805,30 +836,41 @@ impl Switch {
                 }
             }
         }
-        for op in &self.config.ports {
-            let kept = config
-                .port(&op.name)
+        for (i, op) in self.config.ports.iter().enumerate() {
+            let kept = port_map
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|np| config.ports.get(np.index()))
                 .is_some_and(|np| np.binding == op.binding);
             if !kept {
                 report.removed.push(op.name.clone());
             }
         }
         recompute_masks(&mut ports, &vips);
-        let fdb = Arc::new(build_fdb(&config));
-        for (vlan, mac, port, is_static, age) in self.fdb.entries(now) {
-            if is_static {
-                continue;
+        let fdb = if fdb_unchanged(&self.config, &config) {
+            // The same ports (names, VLANs, MACs, in the same order) and the same table
+            // settings: the table that would be rebuilt is the one there is. Keep it (and
+            // what the workers keep learning into it) instead of copying every entry.
+            self.fdb.clone()
+        } else {
+            let fdb = Arc::new(build_fdb(&config));
+            for (vlan, mac, port, is_static, age) in self.fdb.entries(now) {
+                if is_static {
+                    continue;
+                }
+                if let Some(np) = map(port) {
+                    let l = crate::fdb::Learn {
+                        vlan,
+                        mac,
+                        port: np,
+                        op: crate::fdb::LearnOp::Insert,
+                    };
+                    fdb.learn(&l, Timestamp(now.0.saturating_sub(age)));
+                }
             }
-            if let Some(np) = map(port) {
-                let l = crate::fdb::Learn {
-                    vlan,
-                    mac,
-                    port: np,
-                    op: crate::fdb::LearnOp::Insert,
-                };
-                fdb.learn(&l, Timestamp(now.0.saturating_sub(age)));
-            }
-        }
+            fdb
+        };
         self.by_name = config
             .ports
             .iter()
@@ -853,7 +895,7 @@ impl Switch {
             let name = self.vips.group(id).map(|g| g.name().to_string());
             if added {
                 self.start_discovery(id, Trigger::Reload, now);
-            } else if name.is_some_and(|n| asking.contains(&n)) {
+            } else if name.is_some_and(|n| asking.contains(n.as_str())) {
                 self.discovery.start(id, now);
             }
         }

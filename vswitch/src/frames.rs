@@ -114,24 +114,34 @@ pub fn garp(out: &mut SmallFrame, mac: MacAddr, ip: Ipv4Addr) {
     );
 }
 
+/// The ones'-complement sum of `b` as big-endian 16-bit words (an odd last byte is padded
+/// with a zero), not yet folded. Summed four bytes at a time: folding the 32-bit sum later
+/// gives the same 16-bit sum (RFC 1071 §2(B)).
+#[inline]
+fn sum_words(b: &[u8]) -> u64 {
+    let mut quads = b.chunks_exact(4);
+    let mut sum: u64 = quads
+        .by_ref()
+        .map(|q| u64::from(u32::from_be_bytes([q[0], q[1], q[2], q[3]])))
+        .sum();
+    let mut words = quads.remainder().chunks_exact(2);
+    sum += words
+        .by_ref()
+        .map(|w| u64::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u64>();
+    if let [last] = words.remainder() {
+        sum += u64::from(u16::from_be_bytes([*last, 0]));
+    }
+    sum
+}
+
 /// The ICMPv6 checksum of `icmp` sent from `src` to `dst`.
 pub fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut add = |b: &[u8]| {
-        for c in b.chunks(2) {
-            let w = if c.len() == 2 {
-                u16::from_be_bytes([c[0], c[1]])
-            } else {
-                u16::from_be_bytes([c[0], 0])
-            };
-            sum += u32::from(w);
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&(icmp.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    add(icmp);
+    let mut sum = sum_words(&src.octets())
+        + sum_words(&dst.octets())
+        + sum_words(&(icmp.len() as u32).to_be_bytes())
+        + 58
+        + sum_words(icmp);
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -286,6 +296,37 @@ mod tests {
         let L3::Arp(a) = facts.l3 else { panic!() };
         assert!(a.is_gratuitous_request());
         assert_eq!(a.sha, m);
+    }
+
+    /// The checksum as RFC 1071 spells it, byte pair by byte pair over the pseudo-header.
+    fn reference_checksum(src: Ipv6Addr, dst: Ipv6Addr, icmp: &[u8]) -> u16 {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&src.octets());
+        bytes.extend_from_slice(&dst.octets());
+        bytes.extend_from_slice(&(icmp.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&[0, 0, 0, 58]);
+        bytes.extend_from_slice(icmp);
+        if bytes.len() % 2 == 1 {
+            bytes.push(0);
+        }
+        let mut sum: u32 = 0;
+        for i in (0..bytes.len()).step_by(2) {
+            sum += u32::from(bytes[i]) << 8 | u32::from(bytes[i + 1]);
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn checksum_matches_the_reference(
+            src in proptest::array::uniform16(proptest::num::u8::ANY),
+            dst in proptest::array::uniform16(proptest::num::u8::ANY),
+            icmp in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
+        ) {
+            let (s, d) = (Ipv6Addr::from(src), Ipv6Addr::from(dst));
+            proptest::prop_assert_eq!(icmpv6_checksum(s, d, &icmp), reference_checksum(s, d, &icmp));
+        }
     }
 
     #[test]

@@ -777,9 +777,8 @@ fn answer_vip_query(
                 return None;
             }
             let mac = g.answer_mac()?;
-            let mut out = SmallFrame::default();
-            frames::arp_reply(&mut out, mac, a.tpa, a.sha, a.spa);
-            fx.reply = Some(out);
+            let out = fx.reply.insert(SmallFrame::default());
+            frames::arp_reply(out, mac, a.tpa, a.sha, a.spa);
             Some(Verdict::Answered)
         }
         L3::Ipv6(ip) => {
@@ -794,9 +793,9 @@ fn answer_vip_query(
             let IpAddr::V6(src) = ip.src else {
                 return None;
             };
-            let mut out = SmallFrame::default();
-            frames::na_reply(&mut out, mac, target, sll.unwrap_or(f.src), src);
-            fx.reply = Some(out);
+            // built in place: a SmallFrame is 136 bytes
+            let out = fx.reply.insert(SmallFrame::default());
+            frames::na_reply(out, mac, target, sll.unwrap_or(f.src), src);
             Some(Verdict::Answered)
         }
         _ => None,

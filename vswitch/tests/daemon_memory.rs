@@ -90,11 +90,6 @@ impl Lab {
         }
     }
 
-    /// Queue 0 of the port's device.
-    fn h(&self, port: &str) -> MemoryPortHandle {
-        self.q(port, 0)
-    }
-
     /// Queue `k` of the port's device (the one worker `k` reads and sends through).
     fn q(&self, port: &str, k: usize) -> MemoryPortHandle {
         self.ports.queue(&format!("mem-{port}"), k).unwrap()

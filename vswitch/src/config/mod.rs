@@ -371,9 +371,47 @@ impl ConfigError {
     }
 }
 
+/// Texts at least this long are parsed on a helper thread (see [`Config::from_toml_str`]).
+const PARSE_ON_A_THREAD: usize = 64 << 10;
+
 impl Config {
     /// Parse and validate a configuration from TOML text.
+    ///
+    /// A long text (a switch with thousands of groups) is parsed on a short-lived helper
+    /// thread and the result copied back: the parser's transient allocations are many
+    /// times the size of the result (toml's document keeps every key, value and span), and
+    /// with the result's allocations scattered among them, freed but pinned pages stayed
+    /// resident (measured at 256 ports × 10,000 groups: 46 MiB of RSS for a 3.5 MiB
+    /// configuration). On its own thread, glibc's malloc takes the parse from another
+    /// arena, which is wholly free afterwards and goes back to the kernel with the next
+    /// heap trim.
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        if s.len() < PARSE_ON_A_THREAD {
+            return Config::parse_here(s);
+        }
+        std::thread::scope(|scope| {
+            match std::thread::Builder::new()
+                .name("vswitch-parse".into())
+                .spawn_scoped(scope, || Config::parse_here(s))
+            {
+                Ok(h) => match h.join() {
+                    // copied on this thread, into this thread's arena (the point: the
+                    // helper's copy goes, and its arena with it)
+                    Ok(Ok(parsed)) => {
+                        let here = parsed.clone();
+                        drop(parsed);
+                        Ok(here)
+                    }
+                    Ok(Err(e)) => Err(e),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                },
+                // no thread to be had: parse here (the result is the same)
+                Err(_) => Config::parse_here(s),
+            }
+        })
+    }
+
+    fn parse_here(s: &str) -> Result<Config, ConfigError> {
         let raw: raw::RawConfig =
             toml::from_str(s).map_err(|error| ConfigError::Syntax { path: None, error })?;
         validate::validate(raw)
@@ -381,11 +419,25 @@ impl Config {
 
     /// Read, parse and validate a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+        Config::parse_file(path, &Config::read_file(path)?)
+    }
+
+    /// The bytes of a configuration file (for [`Config::parse_file`]).
+    pub fn read_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+        std::fs::read(path).map_err(|error| ConfigError::Io {
             path: path.to_path_buf(),
             error,
+        })
+    }
+
+    /// Parse and validate the bytes of the configuration file at `path` (which errors
+    /// name).
+    pub fn parse_file(path: &Path, bytes: &[u8]) -> Result<Config, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ConfigError::Io {
+            path: path.to_path_buf(),
+            error: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         })?;
-        Config::from_toml_str(&text).map_err(|e| match e {
+        Config::from_toml_str(text).map_err(|e| match e {
             ConfigError::Syntax { path: None, error } => ConfigError::Syntax {
                 path: Some(path.to_path_buf()),
                 error,

@@ -224,6 +224,11 @@ impl ControlLoop {
         }
         if merged != *self.sw.config() {
             let r = self.apply_merged(merged);
+            if r.is_err() {
+                // the running configuration is not the file's merged with these groups:
+                // the next reload of the file must apply it, changed or not
+                self.applied_file.forget();
+            }
             self.reloaded(r)?;
         }
         let installed = self

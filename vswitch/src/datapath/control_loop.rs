@@ -165,6 +165,50 @@ pub(super) struct ControlLoop {
     pub(super) io_engine: &'static str,
     /// Opens port devices (reloads, re-attachment).
     pub(super) ports: std::sync::Arc<dyn crate::port::PortFactory>,
+    /// The configuration file the running configuration was built from (see
+    /// [`AppliedFile`]).
+    pub(super) applied_file: AppliedFile,
+}
+
+/// Which configuration file the running configuration is built from, by a keyed hash of
+/// its bytes, so that a reload of an unchanged file costs a read and a hash instead of a
+/// parse and a rebuild of the whole switch state.
+///
+/// Invariant: while [`AppliedFile::is`] holds for a file's bytes, the running
+/// configuration is exactly that file's merged with the current cluster groups
+/// (`config::merge_cluster_vips`), so applying the file again would change nothing. Hence
+/// it is recorded only after that file was applied (or found to change nothing), and
+/// forgotten whenever the running configuration stops being that merge (an apply of the
+/// cluster groups that was refused). Runtime state (owners, cluster groups) is not part of
+/// the file: a reload, short-cut or not, keeps it.
+#[derive(Debug, Default)]
+pub(super) struct AppliedFile {
+    /// Random per process: nobody can make two files collide on purpose.
+    keys: std::hash::RandomState,
+    /// Length and hash of the file's bytes.
+    stamp: Option<(usize, u64)>,
+}
+
+impl AppliedFile {
+    fn stamp(&self, bytes: &[u8]) -> (usize, u64) {
+        use std::hash::BuildHasher;
+        (bytes.len(), self.keys.hash_one(bytes))
+    }
+
+    /// The running configuration is built from a file with these bytes.
+    pub(super) fn is(&self, bytes: &[u8]) -> bool {
+        self.stamp.is_some_and(|s| s == self.stamp(bytes))
+    }
+
+    /// The running configuration was just built from a file with these bytes.
+    pub(super) fn record(&mut self, bytes: &[u8]) {
+        self.stamp = Some(self.stamp(bytes));
+    }
+
+    /// The running configuration is no longer (known to be) the file's.
+    pub(super) fn forget(&mut self) {
+        self.stamp = None;
+    }
 }
 
 /// Restore the VIP state file into a freshly built switch; a missing file is no news, a bad
@@ -404,8 +448,16 @@ impl ControlLoop {
 
     /// Re-read the configuration file and apply it; tells the subscribers either way.
     pub(super) fn reload(&mut self) -> Result<ReloadResult, CtlError> {
-        let result = self.apply_config_file();
-        self.reloaded(result)
+        match self.apply_config_file() {
+            Ok((report, true)) => {
+                let mut r = self.reloaded(Ok(report))?;
+                r.summary
+                    .push_str(" (the file configures what runs: nothing applied)");
+                Ok(r)
+            }
+            Ok((report, false)) => self.reloaded(Ok(report)),
+            Err(e) => self.reloaded(Err(e)),
+        }
     }
 
     /// After a reload (of the file or of the cluster groups): trim the heap, tell the
@@ -445,22 +497,44 @@ impl ControlLoop {
         }
     }
 
-    fn apply_config_file(&mut self) -> Result<ReloadReport, CtlError> {
-        let path = self.config_path.clone().ok_or(CtlError::NoConfigFile)?;
-        let cfg = Config::load(&path).map_err(|e| CtlError::InvalidConfig {
+    fn apply_config_file(&mut self) -> Result<(ReloadReport, bool), CtlError> {
+        let invalid = |e: crate::config::ConfigError| CtlError::InvalidConfig {
             message: e.to_string(),
-        })?;
-        if cfg.switch.io != self.sw.config().switch.io {
-            tracing::warn!(target: "vswitch::config", running = self.io_engine, new = cfg.switch.io.as_str(), "switch.io changed: the worker engine is chosen at start; the running one stays until a restart");
+        };
+        let path = self.config_path.clone().ok_or(CtlError::NoConfigFile)?;
+        let bytes = Config::read_file(&path).map_err(invalid)?;
+        if self.applied_file.is(&bytes) {
+            // the file the running configuration was built from: nothing to apply
+            return Ok((self.unchanged_report(), true));
+        }
+        let cfg = Config::parse_file(&path, &bytes).map_err(invalid)?;
+        let (io, workers) = (self.sw.config().switch.io, self.sw.config().switch.workers);
+        if cfg.switch.io != io || cfg.switch.workers != workers {
+            tracing::warn!(target: "vswitch::config", engine = self.io_engine, workers, new_io = cfg.switch.io.as_str(), new_workers = cfg.switch.workers, "switch.io / switch.workers changed: the workers are set up at start; the running ones stay until a restart");
         }
         let file_vips = cfg.vips.clone();
         let (merged, skipped) = crate::config::merge_cluster_vips(&cfg, &self.cluster_vips);
         for (vip, reason) in &skipped {
             tracing::error!(target: "vswitch::config", event = "cluster_vip_skipped", vip = %vip, reason = %reason, "cluster vip group {vip:?} not installed: {reason}");
         }
+        if merged == *self.sw.config() {
+            // a different file (comments, order of keys) that configures the same switch
+            self.file_vips = file_vips;
+            self.applied_file.record(&bytes);
+            return Ok((self.unchanged_report(), true));
+        }
         let report = self.apply_merged(merged)?;
         self.file_vips = file_vips;
-        Ok(report)
+        self.applied_file.record(&bytes);
+        Ok((report, false))
+    }
+
+    /// The report of a reload that changed nothing: every port kept.
+    fn unchanged_report(&self) -> ReloadReport {
+        ReloadReport {
+            kept: self.sw.ports().iter().map(|p| p.name.clone()).collect(),
+            ..ReloadReport::default()
+        }
     }
 
     /// Apply a whole configuration (the file's plus the cluster groups).

@@ -249,6 +249,9 @@ impl Daemon {
             let control = ControlLoop {
                 file_vips,
                 cluster_vips: Vec::new(),
+                // the file is read again at the first reload (the configuration given here
+                // need not be its text's)
+                applied_file: Default::default(),
                 sw,
                 snap,
                 attach_gen: Vec::new(),

@@ -46,6 +46,7 @@ pub const NA_FLAG_SOLICITED: u8 = 0x40;
 /// NA flag: Override.
 pub const NA_FLAG_OVERRIDE: u8 = 0x20;
 
+#[inline]
 fn nd_lladdr(mut opts: &[u8], want: u8) -> Result<Option<MacAddr>, Malformed> {
     let mut found = None;
     // Each option is type, length (in units of 8 octets), value. Zero length is invalid
@@ -65,6 +66,7 @@ fn nd_lladdr(mut opts: &[u8], want: u8) -> Result<Option<MacAddr>, Malformed> {
 }
 
 /// Classify the ICMPv6 message `p` (the IPv6 payload).
+#[inline]
 pub(super) fn parse_icmpv6(p: &[u8]) -> Result<Icmpv6Info, Malformed> {
     let ty = *p.first().ok_or(Malformed::BadL4)?;
     if p.len() < 4 {

@@ -131,6 +131,7 @@ impl IpInfo {
 }
 
 /// Classify the transport header of an IP payload (`v6`: ICMPv6 is interpreted).
+#[inline]
 pub(super) fn parse_l4(
     proto: u8,
     payload: &[u8],
