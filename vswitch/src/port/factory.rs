@@ -46,21 +46,35 @@ pub trait PortFactory: Send + Sync + std::fmt::Debug {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OsPorts;
 
+/// A `tap` port's options: persistent (a namespace on the tap keeps it across a restart of
+/// the switch), one queue per worker when there are several.
+fn tap_options(multi_queue: bool) -> TapOptions {
+    TapOptions {
+        persist: true,
+        multi_queue,
+        ..TapOptions::default()
+    }
+}
+
+impl OsPorts {
+    /// Without `create`, only a tap that exists is attached.
+    fn may_open_tap(&self, binding: &PortBinding, create: bool) -> Result<(), PortError> {
+        if create || self.exists(binding) {
+            Ok(())
+        } else {
+            Err(PortError::Gone {
+                errno: libc::ENODEV,
+            })
+        }
+    }
+}
+
 impl PortFactory for OsPorts {
     fn open(&self, binding: &PortBinding, create: bool) -> Result<Box<dyn Port>, PortError> {
         match binding {
             PortBinding::Tap(name) => {
-                if !create && !self.exists(binding) {
-                    return Err(PortError::Gone {
-                        errno: libc::ENODEV,
-                    });
-                }
-                // Persistent: a namespace on the tap keeps it across a restart of the switch.
-                let opts = TapOptions {
-                    persist: true,
-                    ..TapOptions::default()
-                };
-                Ok(Box::new(TapPort::open(name, &opts)?))
+                self.may_open_tap(binding, create)?;
+                Ok(Box::new(TapPort::open(name, &tap_options(false))?))
             }
             PortBinding::Netdev(name) => {
                 Ok(Box::new(PacketPort::open(name, &PacketOptions::default())?))
@@ -86,16 +100,8 @@ impl PortFactory for OsPorts {
         let mut qs: Vec<Box<dyn Port>> = Vec::with_capacity(n);
         match binding {
             PortBinding::Tap(name) => {
-                if !create && !self.exists(binding) {
-                    return Err(PortError::Gone {
-                        errno: libc::ENODEV,
-                    });
-                }
-                let opts = TapOptions {
-                    persist: true,
-                    multi_queue: true,
-                    ..TapOptions::default()
-                };
+                self.may_open_tap(binding, create)?;
+                let opts = tap_options(true);
                 match TapPort::open(name, &opts) {
                     Ok(q) => qs.push(Box::new(q)),
                     // a tap that exists with one queue (made by a switch with one worker,

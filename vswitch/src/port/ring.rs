@@ -56,3 +56,18 @@ pub trait RingPort {
 pub(crate) fn errno_error(res: i32) -> std::io::Error {
     std::io::Error::from_raw_os_error(res.saturating_neg())
 }
+
+/// [`RingPort::ring_tx_hdr`] for a backend that writes [vnet header, frame] when it has vnet
+/// headers (`vnet_hdr`), and the bare frame otherwise, which only a complete frame (no GSO,
+/// no partial checksum) can be; nothing through the ring once the device is `gone`.
+pub(crate) fn tx_hdr(gone: bool, vnet_hdr: bool, vnet: &VnetHdr) -> Option<bool> {
+    if gone {
+        None
+    } else if vnet_hdr {
+        Some(true)
+    } else if vnet.is_gso() || vnet.needs_csum() {
+        None
+    } else {
+        Some(false)
+    }
+}

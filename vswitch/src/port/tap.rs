@@ -626,15 +626,7 @@ impl RingPort for TapPort {
     }
 
     fn ring_tx_hdr(&self, vnet: &VnetHdr) -> Option<bool> {
-        if self.gone_errno.is_some() {
-            None
-        } else if self.offloads.vnet_hdr {
-            Some(true)
-        } else if vnet.is_gso() || vnet.needs_csum() {
-            None
-        } else {
-            Some(false)
-        }
+        super::ring::tx_hdr(self.gone_errno.is_some(), self.offloads.vnet_hdr, vnet)
     }
 
     fn ring_tx_done(&mut self, len: usize, res: i32) -> Result<(), PortError> {
