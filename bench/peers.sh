@@ -4,11 +4,17 @@
 # switch), and vswitch, on the shared peer harness (../shared/peers/bench.py): ping RTT,
 # iperf3 TCP, iperf3 UDP 64 B, trafgen 64 B, vm1 -> vm2 in network namespaces it creates.
 #
-#   sudo bench/peers.sh [--rounds 3] [--duration 10] [--variants bridge,ovs-tap-tso,null-vnet,cmd-epoll,cmd-uring]
+#   sudo bench/peers.sh [--baseline REV] [--rounds 3] [--duration 10] [--variants bridge,ovs-tap-tso,null-vnet,cmd-epoll,cmd-uring]
 #
 # vswitch runs as two variants: `cmd-epoll` (`[switch] io = "epoll"`) and `cmd-uring`
 # (`io = "uring"`); `cmd` is the default (`io = "auto"`). The copy of the harness gets
-# those two names added to its `cmd` case (the shared original is not touched).
+# those names added to its `cmd` case (the shared original is not touched).
+#
+# `--baseline REV` (a commit, tag or branch of this repository) adds the variant `cmd-base`:
+# REV's switch, built in a worktree of its own ($RUN/base-src, release, its own target dir),
+# on its epoll worker (`io = "epoll"`, or no `io` at all when REV predates the setting), so
+# that "no regression on the epoll worker" is checked in the same run. With no `--variants`
+# it runs after `cmd-epoll`.
 #
 # Root only. Installs what the harness needs (openvswitch, iperf3, netsniff-ng, ...). The
 # results (medians with [min..max] and the switch's CPU) land in $RUN/results. Compare only
@@ -21,10 +27,20 @@ mkdir -p "$RUN"
 rm -rf "$RUN/peers" && cp -r "$(cd ../shared/peers && pwd)" "$RUN/peers" && chmod -R u+w "$RUN/peers"
 PEERS=$RUN/peers
 export PEERS
-# the two worker engines as variants of the harness's `cmd` (the switch creates the taps)
-sed -i -e 's/^    cmd|cmd-veth)$/    cmd|cmd-veth|cmd-epoll|cmd-uring)/' \
+BASE_REV=
+args=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --baseline) BASE_REV=${2:?--baseline needs a revision}; shift 2 ;;
+        --baseline=*) BASE_REV=${1#--baseline=}; shift ;;
+        *) args+=("$1"); shift ;;
+    esac
+done
+# the worker engines (and the baseline) as variants of the harness's `cmd` (the switch
+# creates the taps)
+sed -i -e 's/^    cmd|cmd-veth)$/    cmd|cmd-veth|cmd-epoll|cmd-uring|cmd-base)/' \
     -e 's/if \[ \$v = cmd \]; then/if [ $v != cmd-veth ]; then/' "$PEERS/topo.sh"
-grep -q 'cmd-epoll|cmd-uring' "$PEERS/topo.sh" || { echo "peers.sh: cannot add the engine variants to topo.sh" >&2; exit 1; }
+grep -q 'cmd-epoll|cmd-uring|cmd-base' "$PEERS/topo.sh" || { echo "peers.sh: cannot add the engine variants to topo.sh" >&2; exit 1; }
 need=()
 for p in openvswitch-switch iperf3 netsniff-ng tcpdump ethtool iproute2 iputils-ping gcc; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
@@ -46,15 +62,44 @@ for io in auto epoll uring; do
     } > "$RUN/vswitch-peers-$io.toml"
     "$BIN" check-config "$RUN/vswitch-peers-$io.toml" >/dev/null
 done
+BASE_BIN=
+if [ -n "$BASE_REV" ]; then
+    rev=$(git rev-parse --verify "$BASE_REV^{commit}") || { echo "peers.sh: --baseline $BASE_REV: no such commit" >&2; exit 2; }
+    git worktree remove --force "$RUN/base-src" 2>/dev/null || rm -rf "$RUN/base-src"
+    git worktree add -q --detach "$RUN/base-src" "$rev"
+    echo "peers.sh: building the baseline $BASE_REV ($rev) in $RUN/base-src" >&2
+    (cd "$RUN/base-src" && CARGO_TARGET_DIR="$RUN/base-target" cargo build --release -q -p agent)
+    BASE_BIN=$RUN/base-target/release/vswitch
+    # its epoll worker: `io = "epoll"` where REV knows the setting, no `io` where it does not
+    sed 's/^io = "epoll"$//' "$RUN/vswitch-peers-epoll.toml" > "$RUN/vswitch-peers-base.toml.plain"
+    if "$BASE_BIN" check-config "$RUN/vswitch-peers-epoll.toml" >/dev/null 2>&1; then
+        cp "$RUN/vswitch-peers-epoll.toml" "$RUN/vswitch-peers-base.toml"
+    else
+        mv "$RUN/vswitch-peers-base.toml.plain" "$RUN/vswitch-peers-base.toml"
+        "$BASE_BIN" check-config "$RUN/vswitch-peers-base.toml" >/dev/null
+    fi
+    rm -f "$RUN/vswitch-peers-base.toml.plain"
+    printf '%s %s\n' "$BASE_REV" "$rev" > "$RUN/baseline.txt"
+fi
 # the config follows the variant topo.sh is bringing up (cmd = auto)
 cat > "$RUN/switch-cmd.sh" <<EOS
 #!/usr/bin/env bash
-case \$(cat "$RUN/topo.variant") in cmd-epoll) io=epoll ;; cmd-uring) io=uring ;; *) io=auto ;; esac
+case \$(cat "$RUN/topo.variant") in
+    cmd-epoll) io=epoll ;;
+    cmd-uring) io=uring ;;
+    cmd-base) exec "$BASE_BIN" run --config "$RUN/vswitch-peers-base.toml" --socket "$RUN/vswitch.sock" ;;
+    *) io=auto ;;
+esac
 exec "$BIN" run --config "$RUN/vswitch-peers-\$io.toml" --socket "$RUN/vswitch.sock"
 EOS
 chmod +x "$RUN/switch-cmd.sh"
 export SWITCH_CMD="$RUN/switch-cmd.sh"
-args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(--rounds 3 --duration 10 --pin --variants bridge,ovs-tap-tso,null-vnet,cmd-epoll,cmd-uring)
-trap '"$PEERS/cleanup.sh" >/dev/null 2>&1 || true' EXIT
+variants=bridge,ovs-tap-tso,null-vnet,cmd-epoll,cmd-uring
+[ -z "$BASE_REV" ] || variants=bridge,ovs-tap-tso,null-vnet,cmd-epoll,cmd-base,cmd-uring
+[ ${#args[@]} -gt 0 ] || args=(--rounds 3 --duration 10 --pin --variants "$variants")
+cleanup() {
+    "$PEERS/cleanup.sh" >/dev/null 2>&1 || true
+    [ -z "$BASE_REV" ] || git worktree remove --force "$RUN/base-src" 2>/dev/null || true
+}
+trap cleanup EXIT
 python3 "$PEERS/bench.py" "${args[@]}"
