@@ -178,7 +178,8 @@ fn init_logs(format: LogFormat) {
 }
 
 fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String> {
-    let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    let bytes = Config::read_file(config).map_err(|e| e.to_string())?;
+    let cfg = Config::parse_file(config, &bytes).map_err(|e| e.to_string())?;
     let metrics = metrics
         .map(server::metrics_listen_addr)
         .transpose()
@@ -192,6 +193,8 @@ fn run(config: &Path, socket: &Path, metrics: Option<&str>) -> Result<(), String
         cfg,
         DaemonOptions {
             config_path: Some(config.to_path_buf()),
+            // a `ctl reload` of the unchanged file is the shortcut from the first one on
+            config_bytes: Some(bytes),
             ..DaemonOptions::default()
         },
     )

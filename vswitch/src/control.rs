@@ -662,12 +662,29 @@ impl Switch {
         now: Timestamp,
         out: &mut Vec<Outbound>,
     ) {
+        if self.port_changed_unpublished(pid, was_up, cause, now, out) {
+            recompute_masks(&mut self.ports, &self.vips);
+            self.publish(true);
+        }
+    }
+
+    /// [`Switch::port_changed`] without the flood masks and the snapshot (O(ports²) and
+    /// a copy of the VIP table): the caller does those once for a batch. True if the port's
+    /// state changed.
+    fn port_changed_unpublished(
+        &mut self,
+        pid: PortId,
+        was_up: bool,
+        cause: &'static str,
+        now: Timestamp,
+        out: &mut Vec<Outbound>,
+    ) -> bool {
         let Some(p) = self.ports.get(pid.index()) else {
-            return;
+            return false;
         };
         let up = p.is_up();
         if up == was_up {
-            return;
+            return false;
         }
         self.events.push(SwitchEvent::PortState {
             port: p.name.clone(),
@@ -692,8 +709,7 @@ impl Switch {
                 self.start_discovery(id, Trigger::PortUp, now);
             }
         }
-        recompute_masks(&mut self.ports, &self.vips);
-        self.publish(true);
+        true
     }
 
     /// The device behind a port appeared or vanished.
@@ -704,15 +720,35 @@ impl Switch {
         now: Timestamp,
         out: &mut Vec<Outbound>,
     ) {
-        let Some(p) = self.ports.get_mut(pid.index()) else {
-            return;
-        };
-        let was = p.is_up();
-        p.oper_up = up;
-        if was && !up {
-            self.step_down_for(pid, now, out);
+        self.set_ports_oper(&[(pid, up)], now, out);
+    }
+
+    /// Several devices appeared or vanished at once (the daemon's start, a reload, one
+    /// attach round): each change as [`Switch::set_port_oper`] makes it, in the order given,
+    /// with one recomputation of the flood masks and one snapshot at the end, so a start
+    /// with many ports down costs O(ports²) once, not per port.
+    pub fn set_ports_oper(
+        &mut self,
+        changes: &[(PortId, bool)],
+        now: Timestamp,
+        out: &mut Vec<Outbound>,
+    ) {
+        let mut changed = false;
+        for &(pid, up) in changes {
+            let Some(p) = self.ports.get_mut(pid.index()) else {
+                continue;
+            };
+            let was = p.is_up();
+            p.oper_up = up;
+            if was && !up {
+                self.step_down_for(pid, now, out);
+            }
+            changed |= self.port_changed_unpublished(pid, was, "device", now, out);
         }
-        self.port_changed(pid, was, "device", now, out);
+        if changed {
+            recompute_masks(&mut self.ports, &self.vips);
+            self.publish(true);
+        }
     }
 
     /// Operator command: `port up|down NAME`.

@@ -77,6 +77,7 @@ impl Lab {
             DaemonOptions {
                 config_path: Some(file.clone()),
                 ports: Some(ports.clone()),
+                ..DaemonOptions::default()
             },
         )
         .unwrap();

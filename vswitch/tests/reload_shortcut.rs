@@ -136,3 +136,50 @@ fn unchanged_file_applies_nothing_and_keeps_runtime_state_changed_file_applies()
     d.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `DaemonOptions::config_bytes`: the daemon knows from the start which bytes its
+/// configuration came from, so the first reload of them is the shortcut too (nothing is
+/// parsed: shown here by starting on a configuration that is *not* those bytes' and seeing
+/// it stay); without them the first reload parses and applies the file.
+#[test]
+fn the_bytes_given_at_start_make_the_first_reload_the_shortcut() {
+    for known in [true, false] {
+        let dir = std::env::temp_dir().join(format!(
+            "vswitch-reload-first-{known}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vswitch.toml");
+        let text = file(&dir, "");
+        std::fs::write(&path, &text).unwrap();
+        // what runs: the file plus one group
+        let running = file(
+            &dir,
+            "[[vip]]\nname = \"w\"\naddresses = [\"10.9.0.101\"]\ncandidates = [\"a\"]\n",
+        );
+        let d = Daemon::start(
+            Config::from_toml_str(&running).unwrap(),
+            DaemonOptions {
+                config_path: Some(path.clone()),
+                config_bytes: known.then(|| text.clone().into_bytes()),
+                ..DaemonOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(owners(&vips(&d), "w").is_some());
+        let r = reload(&d);
+        if known {
+            assert!(r.summary.contains(NOTHING_APPLIED), "{}", r.summary);
+            assert!(
+                owners(&vips(&d), "w").is_some(),
+                "the shortcut parsed nothing"
+            );
+        } else {
+            assert!(!r.summary.contains(NOTHING_APPLIED), "{}", r.summary);
+            assert!(owners(&vips(&d), "w").is_none(), "the file was applied");
+        }
+        d.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

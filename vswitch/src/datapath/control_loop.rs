@@ -405,6 +405,7 @@ impl ControlLoop {
                     .map(|pc| (PortId(i as u32), pc.binding.clone()))
             })
             .collect();
+        let mut up = Vec::new();
         for (pid, b) in down {
             if !self.ports.exists(&b) {
                 continue;
@@ -434,15 +435,19 @@ impl ControlLoop {
                             );
                         }
                     }
-                    let mut ob = Vec::new();
-                    self.sw.set_port_oper(pid, true, self.clock.now(), &mut ob);
-                    self.emit(None);
-                    self.flush(ob);
+                    up.push((pid, true));
                 }
                 Err(e) => {
                     tracing::debug!(port = %self.sw.port_name(pid), error = %e, "re-attach failed")
                 }
             }
+        }
+        if !up.is_empty() {
+            // one snapshot for every port that came back in this round
+            let mut ob = Vec::new();
+            self.sw.set_ports_oper(&up, self.clock.now(), &mut ob);
+            self.emit(None);
+            self.flush(ob);
         }
     }
 
@@ -591,16 +596,12 @@ impl ControlLoop {
             }
         }
         let mut ob = Vec::new();
-        for (pid, name, e) in &failed {
+        for (_, name, e) in &failed {
             tracing::warn!(port = %name, error = %e, "port device unavailable after reload");
-            self.sw.set_port_oper(*pid, false, now, &mut ob);
         }
-        // Kept ports that were down stay down; their ids may have changed.
-        for (i, k) in keep.iter().enumerate() {
-            if k.is_some() && !self.sw.ports()[i].oper_up {
-                // already down in carried state
-            }
-        }
+        // (kept ports that were down stay down: their state was carried over)
+        let down: Vec<(PortId, bool)> = failed.iter().map(|(pid, _, _)| (*pid, false)).collect();
+        self.sw.set_ports_oper(&down, now, &mut ob);
         // per worker: its queues of the new devices
         let mut per: Vec<Vec<(PortId, super::Queue)>> =
             (0..self.workers.len()).map(|_| Vec::new()).collect();

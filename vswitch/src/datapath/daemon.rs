@@ -30,6 +30,11 @@ pub struct DaemonOptions {
     /// Opens the port devices; `None`: real devices ([`OsPorts`]). Tests pass a
     /// [`crate::port::MemoryPorts`] to run the threads without root.
     pub ports: Option<Arc<dyn PortFactory>>,
+    /// The bytes `config_path` held when the configuration given to [`Daemon::start`] was
+    /// parsed from them (`Config::read_file` + `Config::parse_file`): a reload of the
+    /// unchanged file is then the shortcut from the first one on. `None`: the first reload
+    /// parses the file (the configuration given need not be its text's).
+    pub config_bytes: Option<Vec<u8>>,
 }
 
 /// Errors starting the daemon.
@@ -185,6 +190,7 @@ impl Daemon {
         let mut queues: Vec<Vec<Option<Queue>>> = (0..n).map(|_| Vec::new()).collect();
         let mut ob = Vec::new();
         let ports: Arc<dyn PortFactory> = opts.ports.clone().unwrap_or_else(|| Arc::new(OsPorts));
+        let mut down = Vec::new();
         for (i, pc) in sw.config().ports.clone().iter().enumerate() {
             match ports.open_queues(&pc.binding, true, n) {
                 Ok(qs) => {
@@ -194,13 +200,14 @@ impl Daemon {
                 }
                 Err(e) => {
                     tracing::warn!(port = %pc.name, binding = %pc.binding, error = %e, "port device unavailable; port down until it appears");
-                    sw.set_port_oper(PortId(i as u32), false, clock.now(), &mut ob);
+                    down.push((PortId(i as u32), false));
                     for q in queues.iter_mut() {
                         q.push(None);
                     }
                 }
             }
         }
+        sw.set_ports_oper(&down, clock.now(), &mut ob);
         // nobody can have subscribed yet: these events are only logged
         let mut subs = Subscribers::default();
         log_events(&mut sw, None, &mut subs);
@@ -246,12 +253,15 @@ impl Daemon {
             let stop = stop.clone();
             let reload = reload.clone();
             let file_vips = sw.config().vips.clone();
+            // without the bytes, the file is parsed again at the first reload
+            let mut applied_file = super::control_loop::AppliedFile::default();
+            if let Some(bytes) = &opts.config_bytes {
+                applied_file.record(bytes);
+            }
             let control = ControlLoop {
                 file_vips,
                 cluster_vips: Vec::new(),
-                // the file is read again at the first reload (the configuration given here
-                // need not be its text's)
-                applied_file: Default::default(),
+                applied_file,
                 sw,
                 snap,
                 attach_gen: Vec::new(),
