@@ -71,14 +71,11 @@ if [ -n "$BASE_REV" ]; then
     (cd "$RUN/base-src" && CARGO_TARGET_DIR="$RUN/base-target" cargo build --release -q -p agent)
     BASE_BIN=$RUN/base-target/release/vswitch
     # its epoll worker: `io = "epoll"` where REV knows the setting, no `io` where it does not
-    sed 's/^io = "epoll"$//' "$RUN/vswitch-peers-epoll.toml" > "$RUN/vswitch-peers-base.toml.plain"
-    if "$BASE_BIN" check-config "$RUN/vswitch-peers-epoll.toml" >/dev/null 2>&1; then
-        cp "$RUN/vswitch-peers-epoll.toml" "$RUN/vswitch-peers-base.toml"
-    else
-        mv "$RUN/vswitch-peers-base.toml.plain" "$RUN/vswitch-peers-base.toml"
+    cp "$RUN/vswitch-peers-epoll.toml" "$RUN/vswitch-peers-base.toml"
+    if ! "$BASE_BIN" check-config "$RUN/vswitch-peers-base.toml" >/dev/null 2>&1; then
+        sed -i '/^io = "epoll"$/d' "$RUN/vswitch-peers-base.toml"
         "$BASE_BIN" check-config "$RUN/vswitch-peers-base.toml" >/dev/null
     fi
-    rm -f "$RUN/vswitch-peers-base.toml.plain"
     printf '%s %s\n' "$BASE_REV" "$rev" > "$RUN/baseline.txt"
 fi
 # the config follows the variant topo.sh is bringing up (cmd = auto)

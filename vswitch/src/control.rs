@@ -34,6 +34,7 @@ use crate::frames::{self, SmallFrame};
 use crate::pipeline::{recompute_masks, Effects, PortEntry, Snapshot, VipSignal, MAX_PORTS};
 
 mod discovering;
+mod port_state;
 pub mod remote;
 mod step_down;
 mod topology;
@@ -652,123 +653,6 @@ impl Switch {
             self.fdb.sweep(now);
             self.next_sweep = now + self.config.switch.mac_aging / 4;
         }
-    }
-
-    fn port_changed(
-        &mut self,
-        pid: PortId,
-        was_up: bool,
-        cause: &'static str,
-        now: Timestamp,
-        out: &mut Vec<Outbound>,
-    ) {
-        if self.port_changed_unpublished(pid, was_up, cause, now, out) {
-            recompute_masks(&mut self.ports, &self.vips);
-            self.publish(true);
-        }
-    }
-
-    /// [`Switch::port_changed`] without the flood masks and the snapshot (O(ports²) and
-    /// a copy of the VIP table): the caller does those once for a batch. True if the port's
-    /// state changed.
-    fn port_changed_unpublished(
-        &mut self,
-        pid: PortId,
-        was_up: bool,
-        cause: &'static str,
-        now: Timestamp,
-        out: &mut Vec<Outbound>,
-    ) -> bool {
-        let Some(p) = self.ports.get(pid.index()) else {
-            return false;
-        };
-        let up = p.is_up();
-        if up == was_up {
-            return false;
-        }
-        self.events.push(SwitchEvent::PortState {
-            port: p.name.clone(),
-            up,
-            cause,
-        });
-        if !up {
-            self.fdb.flush_port(pid);
-            for (id, m) in self.vips.port_down(pid, now) {
-                self.on_move(id, m, out);
-                let unowned = self.vips.group(id).is_some_and(|g| {
-                    g.mode() == vip_table::VipMode::ActivePassive && g.owners().is_empty()
-                });
-                if unowned {
-                    self.start_discovery(id, Trigger::NoOwner, now);
-                }
-            }
-        } else {
-            self.vips.port_up(pid);
-            // the VM behind it may hold a VIP already (a VM restarted, a tap re-created)
-            for id in self.vips.groups_of(pid).to_vec() {
-                self.start_discovery(id, Trigger::PortUp, now);
-            }
-        }
-        true
-    }
-
-    /// The device behind a port appeared or vanished.
-    pub fn set_port_oper(
-        &mut self,
-        pid: PortId,
-        up: bool,
-        now: Timestamp,
-        out: &mut Vec<Outbound>,
-    ) {
-        self.set_ports_oper(&[(pid, up)], now, out);
-    }
-
-    /// Several devices appeared or vanished at once (the daemon's start, a reload, one
-    /// attach round): each change as [`Switch::set_port_oper`] makes it, in the order given,
-    /// with one recomputation of the flood masks and one snapshot at the end, so a start
-    /// with many ports down costs O(ports²) once, not per port.
-    pub fn set_ports_oper(
-        &mut self,
-        changes: &[(PortId, bool)],
-        now: Timestamp,
-        out: &mut Vec<Outbound>,
-    ) {
-        let mut changed = false;
-        for &(pid, up) in changes {
-            let Some(p) = self.ports.get_mut(pid.index()) else {
-                continue;
-            };
-            let was = p.is_up();
-            p.oper_up = up;
-            if was && !up {
-                self.step_down_for(pid, now, out);
-            }
-            changed |= self.port_changed_unpublished(pid, was, "device", now, out);
-        }
-        if changed {
-            recompute_masks(&mut self.ports, &self.vips);
-            self.publish(true);
-        }
-    }
-
-    /// Operator command: `port up|down NAME`.
-    pub fn set_port_admin(
-        &mut self,
-        name: &str,
-        up: bool,
-        now: Timestamp,
-        out: &mut Vec<Outbound>,
-    ) -> Result<(), ControlError> {
-        let pid = self
-            .port_id(name)
-            .ok_or_else(|| ControlError::UnknownPort(name.to_string()))?;
-        let Some(p) = self.ports.get_mut(pid.index()) else {
-            return Err(ControlError::UnknownPort(name.to_string()));
-        };
-        let was = p.is_up();
-        p.admin_up = up;
-        self.port_changed(pid, was, "admin", now, out);
-        Ok(())
     }
 
     fn vip_and_port(&self, vip: &str, port: &str) -> Result<(VipId, PortId), ControlError> {
