@@ -7,7 +7,7 @@
 #   DIR/vmlinuz            the same kernel as the original bzImage
 #   DIR/initrd.cpio.gz     busybox-static + the guest modules + init + agent: the "tiny"
 #                          guest on its own, and stage 1 of the Debian guest
-#   DIR/rootfs.squashfs    the Debian guest root (debootstrap minbase + keepalived, iproute2,
+#   DIR/rootfs.squashfs    the Debian guest root (debootstrap minbase + keepalived, ipvsadm, iproute2,
 #                          iputils-ping, iputils-arping, iperf3, python3-minimal, ethtool,
 #                          tcpdump, procps), mounted read-only from virtio-blk under a tmpfs
 #                          overlay; stage 1 copies init, agent and busybox into it at boot
@@ -64,10 +64,12 @@ exec 9>"$OUT/.lock"
 flock 9
 
 # Packages that go into the Debian guest (debootstrap --include) and the kernel modules the
-# guests load (dependencies are added from modules.dep).
-GUEST_PKGS=(keepalived iproute2 iputils-ping iputils-arping iperf3 python3-minimal ethtool tcpdump procps)
+# guests load (dependencies are added from modules.dep). IPVS (ip_vs, for the LVS-DR test)
+# pulls nf_conntrack -> libcrc32c, which needs a crc32c implementation at load time that
+# modules.dep does not name: crc32c_generic, listed before ip_vs (loaded in this order).
+GUEST_PKGS=(keepalived ipvsadm iproute2 iputils-ping iputils-arping iperf3 python3-minimal ethtool tcpdump procps)
 GUEST_MODULES=(virtio_pci virtio_net virtio_blk virtio_console qemu_fw_cfg e1000 squashfs overlay
-               9p 9pnet_virtio macvlan 8021q)
+               9p 9pnet_virtio macvlan 8021q crc32c_generic ip_vs ip_vs_rr ip_vs_wrr)
 
 . /etc/os-release
 SUITE=${VERSION_CODENAME:?no VERSION_CODENAME in /etc/os-release}

@@ -212,12 +212,22 @@ impl<'l> Guests<'l> {
 
     /// One `[[port]]` table per guest: `netdev` on its tap, its MAC and addresses.
     pub fn ports_toml(&self) -> String {
+        self.ports_toml_with(|_| String::new())
+    }
+
+    /// [`Guests::ports_toml`] with more `key = value` lines per guest (`extra(g)`, each line
+    /// ending in a newline), e.g. allowed-address-pairs.
+    pub fn ports_toml_with(&self, extra: impl Fn(&Guest) -> String) -> String {
         let mut s = String::new();
         for g in self.guests() {
             let v6 = g.ip6.map(|a| format!(", \"{a}/64\"")).unwrap_or_default();
             s.push_str(&format!(
-                "[[port]]\nname = \"{}\"\nnetdev = \"{}\"\nmac = \"{}\"\nips = [\"{}/24\"{v6}]\n\n",
-                g.name, g.tap, g.mac, g.ip4
+                "[[port]]\nname = \"{}\"\nnetdev = \"{}\"\nmac = \"{}\"\nips = [\"{}/24\"{v6}]\n{}\n",
+                g.name,
+                g.tap,
+                g.mac,
+                g.ip4,
+                extra(&g)
             ));
         }
         s
