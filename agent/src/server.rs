@@ -678,7 +678,8 @@ fn handle_http(
     };
     let _ = write!(
         s,
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n{body}",
+        prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
         body.len()
     );
 }

@@ -1,8 +1,14 @@
-//! Minimal pcap (libpcap classic format) reader and writer: Ethernet link type, micro- or
-//! nanosecond timestamps, either byte order. Files written here open in tcpdump/Wireshark.
+//! pcap (libpcap classic format) files of the golden scenarios, read and written with the
+//! `pcap-file` crate: Ethernet link type only; reads micro- or nanosecond timestamps in
+//! either byte order; writes little-endian, microseconds, snaplen 65535 (the bytes the
+//! fixtures hold). Files written here open in tcpdump/Wireshark.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::Path;
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapParser, PcapWriter};
+use pcap_file::{DataLink, Endianness, TsResolution};
 
 /// One captured frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,80 +25,60 @@ fn bad(msg: String) -> io::Error {
 
 /// Parse a pcap file's bytes.
 pub fn parse(bytes: &[u8]) -> io::Result<Vec<Record>> {
-    if bytes.len() < 24 {
-        return Err(bad("pcap shorter than its global header".into()));
-    }
-    let magic = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let (le, nanos) = match magic {
-        0xa1b2_c3d4 => (true, false),
-        0xa1b2_3c4d => (true, true),
-        0xd4c3_b2a1 => (false, false),
-        0x4d3c_b2a1 => (false, true),
-        m => return Err(bad(format!("not a pcap file (magic {m:#x})"))),
-    };
-    let u32_at = |b: &[u8], o: usize| -> u32 {
-        let a = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-        if le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        }
-    };
-    let linktype = u32_at(bytes, 20);
-    if linktype != 1 {
-        return Err(bad(format!("link type {linktype} is not Ethernet (1)")));
+    let (mut rest, parser) =
+        PcapParser::new(bytes).map_err(|e| bad(format!("not a pcap file: {e}")))?;
+    let linktype = parser.header().datalink;
+    if linktype != DataLink::ETHERNET {
+        return Err(bad(format!("link type {linktype:?} is not Ethernet (1)")));
     }
     let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= bytes.len() {
-        let sec = u64::from(u32_at(bytes, off));
-        let frac = u64::from(u32_at(bytes, off + 4));
-        let incl = u32_at(bytes, off + 8) as usize;
-        off += 16;
-        let Some(data) = bytes.get(off..off + incl) else {
-            return Err(bad(format!("record at byte {off} runs past the end")));
-        };
+    while !rest.is_empty() {
+        let at = bytes.len() - rest.len();
+        let (next, p) = parser
+            .next_packet(rest)
+            .map_err(|e| bad(format!("record at byte {at}: {e}")))?;
         out.push(Record {
-            ts_ns: sec * 1_000_000_000 + if nanos { frac } else { frac * 1000 },
-            data: data.to_vec(),
+            ts_ns: p.timestamp.as_nanos() as u64,
+            data: p.data.into_owned(),
         });
-        off += incl;
+        rest = next;
     }
     Ok(out)
 }
 
 /// Read a pcap file.
 pub fn read(path: &Path) -> io::Result<Vec<Record>> {
-    let mut b = Vec::new();
-    std::fs::File::open(path)?.read_to_end(&mut b)?;
+    let b = std::fs::read(path)?;
     parse(&b).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
 }
 
-/// Serialise records as a microsecond-resolution pcap.
+/// Serialise records as a microsecond-resolution, little-endian pcap.
 pub fn to_bytes(records: &[Record]) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
-    v.extend_from_slice(&2u16.to_le_bytes());
-    v.extend_from_slice(&4u16.to_le_bytes());
-    v.extend_from_slice(&0i32.to_le_bytes());
-    v.extend_from_slice(&0u32.to_le_bytes());
-    v.extend_from_slice(&65535u32.to_le_bytes());
-    v.extend_from_slice(&1u32.to_le_bytes());
+    let header = PcapHeader {
+        snaplen: 65535,
+        datalink: DataLink::ETHERNET,
+        ts_resolution: TsResolution::MicroSecond,
+        endianness: Endianness::Little,
+        ..PcapHeader::default()
+    };
+    let mut w = match PcapWriter::with_header(Vec::new(), header) {
+        Ok(w) => w,
+        // writing into a Vec cannot fail
+        Err(e) => unreachable!("pcap header into a Vec: {e}"),
+    };
     for r in records {
-        let sec = (r.ts_ns / 1_000_000_000) as u32;
-        let usec = ((r.ts_ns % 1_000_000_000) / 1000) as u32;
-        v.extend_from_slice(&sec.to_le_bytes());
-        v.extend_from_slice(&usec.to_le_bytes());
-        v.extend_from_slice(&(r.data.len() as u32).to_le_bytes());
-        v.extend_from_slice(&(r.data.len() as u32).to_le_bytes());
-        v.extend_from_slice(&r.data);
+        let p = PcapPacket::new(Duration::from_nanos(r.ts_ns), r.data.len() as u32, &r.data);
+        if let Err(e) = w.write_packet(&p) {
+            // only a frame over the snaplen (65535) is refused; the switch's are smaller
+            panic!("pcap record of {} bytes: {e}", r.data.len());
+        }
     }
-    v
+    w.into_writer()
 }
 
 /// Write a pcap file.
 pub fn write(path: &Path, records: &[Record]) -> io::Result<()> {
-    std::fs::File::create(path)?.write_all(&to_bytes(records))
+    std::fs::write(path, to_bytes(records))
 }
 
 #[cfg(test)]
@@ -111,7 +97,20 @@ mod tests {
                 data: vec![4; 60],
             },
         ];
-        assert_eq!(parse(&to_bytes(&r)).unwrap(), r);
+        let bytes = to_bytes(&r);
+        // the global header the fixtures were written with: LE magic, 2.4, snaplen 65535,
+        // Ethernet
+        assert_eq!(
+            bytes[..24],
+            [
+                0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0,
+                0, 0
+            ]
+        );
+        assert_eq!(bytes[24..28], 1u32.to_le_bytes());
+        assert_eq!(bytes[28..32], 500_000u32.to_le_bytes());
+        assert_eq!(parse(&bytes).unwrap(), r);
         assert!(parse(&[0; 10]).is_err());
+        assert!(parse(&bytes[..bytes.len() - 1]).is_err());
     }
 }

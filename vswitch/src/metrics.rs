@@ -1,201 +1,250 @@
-//! Prometheus text exposition of the switch's counters and VIP state.
+//! Prometheus text exposition (format 0.0.4) of the switch's counters and VIP state,
+//! encoded by `prometheus-client`.
 //!
 //! Metric names (all prefixed `vswitch_`): `port_rx_frames_total`, `port_rx_bytes_total`,
 //! `port_tx_frames_total`, `port_tx_bytes_total`, `port_answered_total`,
-//! `port_drops_total{reason}`, `port_up`, `fdb_learned_entries`, `vip_epoch`,
-//! `vip_owners`, `vip_owner{port}` (1 for each current owner), `vip_moves_recorded`,
-//! `vip_hijack_attempts_total`, `vip_pending_claim`, `worker_io{engine}` and
-//! `worker_rx_frames_total{worker}` (the daemon's workers, [`render_worker`]); in cluster mode the overlay's
-//! `overlay_*` families (`metrics/overlay.rs`, private).
+//! `port_vip_no_owner_total`, `port_to_switch_total`, `port_drops_total{reason}` (all
+//! with label `port`), `port_up{port}`, `fdb_learned_entries`, `vip_epoch{vip}`,
+//! `vip_owners{vip}`, `vip_owner{vip,port}` (1 for each current owner),
+//! `vip_hijack_attempts_total{vip}`, `vip_pending_claim{vip}`, `worker_io{engine}` and
+//! `worker_rx_frames_total{worker}` (the daemon's workers, [`render_worker`]); in cluster
+//! mode the overlay's `overlay_*` families (`metrics/overlay.rs`, private).
+//!
+//! Contract: values are read from the switch's own atomic counters at scrape time (one
+//! copy per scrape, [`Rows`]); nothing on the datapath knows about Prometheus. A family
+//! with no samples (no VIP groups, say) is left out. Samples are in port / group / host /
+//! worker order. The text has no `# EOF` line, so the agent can append its own families
+//! ([`encode`]).
 
-use std::fmt::Write;
-
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use vip_table::{PortId, Timestamp};
 
 use crate::control::Switch;
+use crate::counters::CounterValues;
 
 mod overlay;
+mod rows;
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+pub use rows::Rows;
+
+/// The prefix of every metric name.
+pub const PREFIX: &str = "vswitch";
+
+/// Label set `{port}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PortLabels {
+    port: String,
+}
+
+/// Label set `{port, reason}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PortReasonLabels {
+    port: String,
+    reason: String,
+}
+
+/// Label set `{vip}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VipLabels {
+    vip: String,
+}
+
+/// Label set `{vip, port}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct VipPortLabels {
+    vip: String,
+    port: String,
+}
+
+/// Label set `{engine}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EngineLabels {
+    engine: String,
+}
+
+/// Label set `{worker}`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WorkerLabels {
+    worker: usize,
+}
+
+/// Append the Prometheus text of `registry` to `out` (no `# EOF`: more may follow).
+pub fn encode(registry: &Registry, out: &mut String) {
+    // Writing to a String cannot fail; the metrics' own encoders do not fail either.
+    let _ = prometheus_client::encoding::prometheus_text::encode(out, registry);
 }
 
 /// The workers: their I/O engine as running (`vswitch_worker_io{engine="uring"|"epoll"} 1`)
 /// and the frames each read from ports (`vswitch_worker_rx_frames_total{worker}`: how the
 /// kernel spread the flows over the queues).
 pub fn render_worker(o: &mut String, engine: &str, rx_frames: &[u64]) {
-    let _ = writeln!(
-        o,
-        "# HELP vswitch_worker_io The workers' I/O engine (switch.io as resolved at start).\n\
-         # TYPE vswitch_worker_io gauge\nvswitch_worker_io{{engine=\"{}\"}} 1",
-        esc(engine)
+    let mut reg = Registry::with_prefix(PREFIX);
+    reg.register(
+        "worker_io",
+        "The workers' I/O engine (switch.io as resolved at start)",
+        Rows::gauges([(
+            EngineLabels {
+                engine: engine.to_string(),
+            },
+            1,
+        )]),
     );
-    let _ = writeln!(
-        o,
-        "# HELP vswitch_worker_rx_frames_total Frames a worker read from its queues of the ports.\n\
-         # TYPE vswitch_worker_rx_frames_total counter"
+    reg.register(
+        "worker_rx_frames",
+        "Frames a worker read from its queues of the ports",
+        Rows::counters(
+            rx_frames
+                .iter()
+                .enumerate()
+                .map(|(worker, n)| (WorkerLabels { worker }, *n)),
+        ),
     );
-    for (k, n) in rx_frames.iter().enumerate() {
-        let _ = writeln!(o, "vswitch_worker_rx_frames_total{{worker=\"{k}\"}} {n}");
-    }
+    encode(&reg, o);
 }
 
-/// Render every metric.
+/// Render every metric of the switch.
 pub fn render(sw: &Switch, _now: Timestamp) -> String {
+    let mut reg = Registry::with_prefix(PREFIX);
+    register_ports(sw, &mut reg);
+    register_vips(sw, &mut reg);
+    overlay::register(sw, &mut reg);
     let mut o = String::new();
-    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(
-            o,
-            "# HELP vswitch_{name} {help}\n# TYPE vswitch_{name} {kind}"
-        );
-    };
-    let ports: Vec<(String, crate::counters::CounterValues, bool)> = sw
+    encode(&reg, &mut o);
+    o
+}
+
+/// The per-port families and the FDB size.
+fn register_ports(sw: &Switch, reg: &mut Registry) {
+    let ports: Vec<(String, CounterValues, bool)> = sw
         .ports()
         .iter()
         .enumerate()
         .filter_map(|(i, p)| {
             sw.counters(PortId(i as u32))
-                .map(|c| (esc(&p.name), c.values(), p.is_up()))
+                .map(|c| (p.name.clone(), c.values(), p.is_up()))
         })
         .collect();
-    for (name, help, get) in [
-        (
-            "port_rx_frames_total",
-            "Frames received from the port.",
-            (|c: &crate::counters::CounterValues| c.rx_frames)
-                as fn(&crate::counters::CounterValues) -> u64,
-        ),
-        (
-            "port_rx_bytes_total",
-            "Bytes received from the port.",
-            |c| c.rx_bytes,
-        ),
-        ("port_tx_frames_total", "Frames sent to the port.", |c| {
-            c.tx_frames
+    type Get = fn(&CounterValues) -> u64;
+    let families: [(&str, &str, Get); 7] = [
+        ("port_rx_frames", "Frames received from the port", |c| {
+            c.rx_frames
         }),
-        ("port_tx_bytes_total", "Bytes sent to the port.", |c| {
-            c.tx_bytes
+        ("port_rx_bytes", "Bytes received from the port", |c| {
+            c.rx_bytes
         }),
+        ("port_tx_frames", "Frames sent to the port", |c| c.tx_frames),
+        ("port_tx_bytes", "Bytes sent to the port", |c| c.tx_bytes),
         (
-            "port_answered_total",
-            "ARP/NS requests for VIPs answered by the switch.",
+            "port_answered",
+            "ARP/NS requests for VIPs answered by the switch",
             |c| c.answered,
         ),
         (
-            "port_vip_no_owner_total",
-            "Frames to a VIP without an owner, delivered to the candidate their MAC names.",
+            "port_vip_no_owner",
+            "Frames to a VIP without an owner, delivered to the candidate their MAC names",
             |c| c.vip_no_owner,
         ),
         (
-            "port_to_switch_total",
-            "Frames addressed to the switch itself (owner-discovery answers).",
+            "port_to_switch",
+            "Frames addressed to the switch itself (owner-discovery answers)",
             |c| c.to_switch,
         ),
-    ] {
-        family(&mut o, name, "counter", help);
-        for (p, c, _) in &ports {
-            let _ = writeln!(o, "vswitch_{name}{{port=\"{p}\"}} {}", get(c));
-        }
+    ];
+    let by_port = |get: Get| {
+        ports
+            .iter()
+            .map(move |(port, c, _)| (PortLabels { port: port.clone() }, get(c)))
+    };
+    for (name, help, get) in families {
+        reg.register(name, help, Rows::counters(by_port(get)));
     }
-    family(
-        &mut o,
-        "port_drops_total",
-        "counter",
-        "Frames dropped, by ingress port and reason.",
+    reg.register(
+        "port_drops",
+        "Frames dropped, by ingress port and reason",
+        Rows::counters(ports.iter().flat_map(|(port, c, _)| {
+            c.drops.iter().map(|(reason, n)| {
+                (
+                    PortReasonLabels {
+                        port: port.clone(),
+                        reason: reason.clone(),
+                    },
+                    *n,
+                )
+            })
+        })),
     );
-    for (p, c, _) in &ports {
-        for (r, n) in &c.drops {
-            let _ = writeln!(
-                o,
-                "vswitch_port_drops_total{{port=\"{p}\",reason=\"{r}\"}} {n}"
-            );
-        }
-    }
-    family(
-        &mut o,
+    reg.register(
         "port_up",
-        "gauge",
-        "1 if the port is administratively and operationally up.",
+        "1 if the port is administratively and operationally up",
+        Rows::gauges(
+            ports
+                .iter()
+                .map(|(port, _, up)| (PortLabels { port: port.clone() }, u64::from(*up))),
+        ),
     );
-    for (p, _, up) in &ports {
-        let _ = writeln!(o, "vswitch_port_up{{port=\"{p}\"}} {}", u8::from(*up));
-    }
-    family(
-        &mut o,
+    reg.register(
         "fdb_learned_entries",
-        "gauge",
-        "Learned MAC entries.",
+        "Learned MAC entries",
+        ConstGauge::new(sw.fdb().learned_len() as u64),
     );
-    let _ = writeln!(o, "vswitch_fdb_learned_entries {}", sw.fdb().learned_len());
-    family(
-        &mut o,
-        "vip_epoch",
-        "counter",
-        "Ownership changes of the VIP group.",
-    );
-    for (_, g) in sw.vips().groups() {
-        let _ = writeln!(
-            o,
-            "vswitch_vip_epoch{{vip=\"{}\"}} {}",
-            esc(g.name()),
-            g.epoch()
-        );
-    }
-    family(&mut o, "vip_owners", "gauge", "Number of current owners.");
-    for (_, g) in sw.vips().groups() {
-        let _ = writeln!(
-            o,
-            "vswitch_vip_owners{{vip=\"{}\"}} {}",
-            esc(g.name()),
-            g.owners().len()
-        );
-    }
-    family(
-        &mut o,
-        "vip_owner",
-        "gauge",
-        "1 for each port that currently owns the VIP group.",
-    );
-    for (_, g) in sw.vips().groups() {
-        for ow in g.owners() {
-            let _ = writeln!(
-                o,
-                "vswitch_vip_owner{{vip=\"{}\",port=\"{}\"}} 1",
-                esc(g.name()),
-                esc(sw.port_name(ow.port))
-            );
-        }
-    }
-    family(
-        &mut o,
-        "vip_hijack_attempts_total",
-        "counter",
-        "Claims refused because the sender is not a candidate.",
-    );
-    for (_, g) in sw.vips().groups() {
-        let _ = writeln!(
-            o,
-            "vswitch_vip_hijack_attempts_total{{vip=\"{}\"}} {}",
-            esc(g.name()),
-            g.hijack_count()
-        );
-    }
-    family(
-        &mut o,
-        "vip_pending_claim",
-        "gauge",
-        "1 while flap damping holds a claim back.",
-    );
-    for (_, g) in sw.vips().groups() {
-        let _ = writeln!(
-            o,
-            "vswitch_vip_pending_claim{{vip=\"{}\"}} {}",
-            esc(g.name()),
-            u8::from(g.pending().is_some())
-        );
-    }
-    overlay::render(sw, &mut o);
-    o
 }
+
+/// The VIP groups' families.
+fn register_vips(sw: &Switch, reg: &mut Registry) {
+    let groups: Vec<_> = sw.vips().groups().map(|(_, g)| g).collect();
+    let by_vip = |get: &dyn Fn(&vip_table::VipGroup) -> u64| -> Vec<(VipLabels, u64)> {
+        groups
+            .iter()
+            .map(|g| {
+                (
+                    VipLabels {
+                        vip: g.name().to_string(),
+                    },
+                    get(g),
+                )
+            })
+            .collect()
+    };
+    // A gauge, not a counter: the epoch names the group's current ownership (as `show
+    // vips` does) and keeps its name without the `_total` a counter would get.
+    reg.register(
+        "vip_epoch",
+        "Ownership changes of the VIP group (its epoch)",
+        Rows::gauges(by_vip(&|g| g.epoch())),
+    );
+    reg.register(
+        "vip_owners",
+        "Number of current owners",
+        Rows::gauges(by_vip(&|g| g.owners().len() as u64)),
+    );
+    reg.register(
+        "vip_owner",
+        "1 for each port that currently owns the VIP group",
+        Rows::gauges(groups.iter().flat_map(|g| {
+            g.owners().iter().map(|ow| {
+                (
+                    VipPortLabels {
+                        vip: g.name().to_string(),
+                        port: sw.port_name(ow.port).to_string(),
+                    },
+                    1,
+                )
+            })
+        })),
+    );
+    reg.register(
+        "vip_hijack_attempts",
+        "Claims refused because the sender is not a candidate",
+        Rows::counters(by_vip(&|g| g.hijack_count())),
+    );
+    reg.register(
+        "vip_pending_claim",
+        "1 while flap damping holds a claim back",
+        Rows::gauges(by_vip(&|g| u64::from(g.pending().is_some()))),
+    );
+}
+
+#[cfg(test)]
+mod tests;

@@ -230,15 +230,14 @@ pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    /// Frames of a classic pcap (little-endian, Ethernet), as the fixtures are written.
+    /// Frames of a classic pcap (read with `pcap-file`).
     fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let (mut rest, parser) = pcap_file::pcap::PcapParser::new(bytes).unwrap();
         let mut v = Vec::new();
-        let mut off = 24;
-        while off + 16 <= bytes.len() {
-            let incl = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
-            let start = off + 16;
-            v.push(bytes[start..start + incl].to_vec());
-            off = start + incl;
+        while !rest.is_empty() {
+            let (next, p) = parser.next_packet(rest).unwrap();
+            v.push(p.data.into_owned());
+            rest = next;
         }
         v
     }

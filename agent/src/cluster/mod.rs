@@ -51,6 +51,10 @@ use vswitch::config::{ClusterSettings, VipDef};
 use vswitch::datapath::{Command, ControlHandle};
 use vswitch::view::{ClusterApplyResult, CtlError, Event, HostView, PortClashView, PortView, View};
 
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use schema::{HostRecord, OwnerRecord, PortRecord};
 
 /// Bucket bounds (seconds) of `vswitch_vip_move_propagation_seconds`.
@@ -58,38 +62,8 @@ const PROPAGATION_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
-/// A Prometheus histogram (cumulative buckets of [`PROPAGATION_BUCKETS`]).
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; 12],
-    count: u64,
-    sum: f64,
-}
-
-impl Histogram {
-    fn observe(&mut self, v: f64) {
-        for (c, b) in self.counts.iter_mut().zip(PROPAGATION_BUCKETS) {
-            if v <= b {
-                *c += 1;
-            }
-        }
-        self.count += 1;
-        self.sum += v;
-    }
-
-    fn render(&self, name: &str, out: &mut String) {
-        use std::fmt::Write;
-        for (c, b) in self.counts.iter().zip(PROPAGATION_BUCKETS) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {c}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", self.count);
-        let _ = writeln!(out, "{name}_sum {}", self.sum);
-        let _ = writeln!(out, "{name}_count {}", self.count);
-    }
-}
-
 /// Ownership counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct OwnerStats {
     /// Ownership records written (transactions won).
     writes: u64,
@@ -97,6 +71,16 @@ struct OwnerStats {
     conflicts_lost: u64,
     /// Claim arrival on the claiming switch → move installed here (same boot only).
     propagation: Histogram,
+}
+
+impl Default for OwnerStats {
+    fn default() -> Self {
+        OwnerStats {
+            writes: 0,
+            conflicts_lost: 0,
+            propagation: Histogram::new(PROPAGATION_BUCKETS),
+        }
+    }
 }
 
 /// The local etcd session's state.
@@ -249,50 +233,60 @@ impl ClusterState {
     pub fn metrics(&self, pending: u64) -> String {
         let g = self.lock();
         let remote = g.hosts.keys().filter(|h| **h != self.local.host).count();
-        let mut owners = format!(
-            "# HELP vswitch_cluster_owner_writes_total Ownership records written to etcd (transactions won).\n\
-             # TYPE vswitch_cluster_owner_writes_total counter\n\
-             vswitch_cluster_owner_writes_total {}\n\
-             # HELP vswitch_cluster_owner_conflicts_lost_total Ownership writes that lost to another host's; its record was applied.\n\
-             # TYPE vswitch_cluster_owner_conflicts_lost_total counter\n\
-             vswitch_cluster_owner_conflicts_lost_total {}\n\
-             # HELP vswitch_cluster_owner_writes_pending Local ownership changes not yet written to etcd.\n\
-             # TYPE vswitch_cluster_owner_writes_pending gauge\n\
-             vswitch_cluster_owner_writes_pending {}\n\
-             # HELP vswitch_cluster_vips Cluster VIP groups in etcd.\n\
-             # TYPE vswitch_cluster_vips gauge\n\
-             vswitch_cluster_vips {}\n\
-             # HELP vswitch_vip_move_propagation_seconds From a claim's arrival on the claiming host's switch to the move installed here (same boot only).\n\
-             # TYPE vswitch_vip_move_propagation_seconds histogram\n",
-            g.stats.writes,
-            g.stats.conflicts_lost,
-            pending,
-            g.vips.len(),
+        let mut reg = Registry::with_prefix(vswitch::metrics::PREFIX);
+        reg.register(
+            "cluster_owner_writes",
+            "Ownership records written to etcd (transactions won)",
+            ConstCounter::new(g.stats.writes),
         );
-        g.stats
-            .propagation
-            .render("vswitch_vip_move_propagation_seconds", &mut owners);
-        owners + &format!(
-            "# HELP vswitch_cluster_session_state The etcd session: 0 down, 1 connecting, 2 up.\n\
-             # TYPE vswitch_cluster_session_state gauge\n\
-             vswitch_cluster_session_state {}\n\
-             # HELP vswitch_cluster_sessions_total etcd sessions started (a new one after every loss).\n\
-             # TYPE vswitch_cluster_sessions_total counter\n\
-             vswitch_cluster_sessions_total {}\n\
-             # HELP vswitch_cluster_remote_hosts Other hosts with a live record in etcd.\n\
-             # TYPE vswitch_cluster_remote_hosts gauge\n\
-             vswitch_cluster_remote_hosts {remote}\n\
-             # HELP vswitch_cluster_port_clashes Local ports not published: another host holds the name.\n\
-             # TYPE vswitch_cluster_port_clashes gauge\n\
-             vswitch_cluster_port_clashes {}\n\
-             # HELP vswitch_cluster_malformed_records_total Records read from etcd that did not decode (skipped).\n\
-             # TYPE vswitch_cluster_malformed_records_total counter\n\
-             vswitch_cluster_malformed_records_total {}\n",
-            g.session.gauge(),
-            g.sessions,
-            g.clashes.len(),
-            g.malformed,
-        )
+        reg.register(
+            "cluster_owner_conflicts_lost",
+            "Ownership writes that lost to another host's; its record was applied",
+            ConstCounter::new(g.stats.conflicts_lost),
+        );
+        reg.register(
+            "cluster_owner_writes_pending",
+            "Local ownership changes not yet written to etcd",
+            ConstGauge::new(pending),
+        );
+        reg.register(
+            "cluster_vips",
+            "Cluster VIP groups in etcd",
+            ConstGauge::new(g.vips.len() as u64),
+        );
+        reg.register(
+            "vip_move_propagation_seconds",
+            "From a claim's arrival on the claiming host's switch to the move installed here (same boot only)",
+            g.stats.propagation.clone(),
+        );
+        reg.register(
+            "cluster_session_state",
+            "The etcd session: 0 down, 1 connecting, 2 up",
+            ConstGauge::new(u64::from(g.session.gauge())),
+        );
+        reg.register(
+            "cluster_sessions",
+            "etcd sessions started (a new one after every loss)",
+            ConstCounter::new(g.sessions),
+        );
+        reg.register(
+            "cluster_remote_hosts",
+            "Other hosts with a live record in etcd",
+            ConstGauge::new(remote as u64),
+        );
+        reg.register(
+            "cluster_port_clashes",
+            "Local ports not published: another host holds the name",
+            ConstGauge::new(g.clashes.len() as u64),
+        );
+        reg.register(
+            "cluster_malformed_records",
+            "Records read from etcd that did not decode (skipped)",
+            ConstCounter::new(g.malformed),
+        );
+        let mut out = String::new();
+        vswitch::metrics::encode(&reg, &mut out);
+        out
     }
 }
 
@@ -481,5 +475,36 @@ mod tests {
         assert_eq!(v[1].ports, 1);
         assert!(s.metrics(0).contains("vswitch_cluster_session_state 2\n"));
         assert!(s.metrics(0).contains("vswitch_cluster_remote_hosts 1\n"));
+    }
+
+    #[test]
+    fn metrics_keep_their_names_and_the_histogram_its_buckets() {
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let s = ClusterState::new(host("host-a"), tx);
+        {
+            let mut g = s.lock();
+            g.stats.writes = 3;
+            g.stats.propagation.observe(0.003);
+            g.stats.propagation.observe(0.2);
+        }
+        let m = s.metrics(2);
+        for line in [
+            "# TYPE vswitch_cluster_owner_writes_total counter\n",
+            "vswitch_cluster_owner_writes_total 3\n",
+            "vswitch_cluster_owner_conflicts_lost_total 0\n",
+            "vswitch_cluster_owner_writes_pending 2\n",
+            "vswitch_cluster_sessions_total 0\n",
+            "vswitch_cluster_malformed_records_total 0\n",
+            "# TYPE vswitch_vip_move_propagation_seconds histogram\n",
+            "vswitch_vip_move_propagation_seconds_bucket{le=\"0.0025\"} 0\n",
+            "vswitch_vip_move_propagation_seconds_bucket{le=\"0.005\"} 1\n",
+            "vswitch_vip_move_propagation_seconds_bucket{le=\"0.25\"} 2\n",
+            "vswitch_vip_move_propagation_seconds_bucket{le=\"5\"} 2\n",
+            "vswitch_vip_move_propagation_seconds_bucket{le=\"+Inf\"} 2\n",
+            "vswitch_vip_move_propagation_seconds_count 2\n",
+        ] {
+            assert!(m.contains(line), "missing {line:?} in\n{m}");
+        }
+        assert!(!m.contains("# EOF"), "{m}");
     }
 }

@@ -871,47 +871,38 @@ pub fn summarize(frames: &[&Frame]) -> String {
         .join("\n")
 }
 
-/// Parses a classic pcap file (any byte order, µs or ns timestamps; Ethernet link type).
+/// Parses a classic pcap file (any byte order, µs or ns timestamps; Ethernet link type)
+/// with `pcap-file`. A last record cut short (tcpdump killed mid-write) is ignored.
 pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Frame>, String> {
-    if bytes.len() < 24 {
-        return Err(format!("pcap too short ({} bytes)", bytes.len()));
-    }
-    let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
-    let le = match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] | [0x4d, 0x3c, 0xb2, 0xa1] => true,
-        [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d] => false,
-        _ => return Err(format!("not a pcap file (magic {magic:02x?})")),
-    };
-    let u32_at = |o: usize| -> Option<u32> {
-        let b: [u8; 4] = bytes.get(o..o + 4)?.try_into().ok()?;
-        Some(if le {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        })
-    };
-    let nanos = matches!(magic, [0x4d, 0x3c, 0xb2, 0xa1] | [0xa1, 0xb2, 0x3c, 0x4d]);
-    let linktype = u32_at(20).unwrap_or(0);
-    if linktype != 1 {
-        return Err(format!("pcap link type {linktype}, expected 1 (Ethernet)"));
+    use pcap_file::pcap::PcapParser;
+    use pcap_file::{DataLink, PcapError};
+    let (mut rest, parser) = PcapParser::new(bytes)
+        .map_err(|e| format!("not a pcap file ({} bytes): {e}", bytes.len()))?;
+    let linktype = parser.header().datalink;
+    if linktype != DataLink::ETHERNET {
+        return Err(format!(
+            "pcap link type {linktype:?}, expected Ethernet (1)"
+        ));
     }
     let mut frames = Vec::new();
-    let mut off = 24;
-    while off + 16 <= bytes.len() {
-        let secs = f64::from(u32_at(off).unwrap_or(0));
-        let frac = f64::from(u32_at(off + 4).unwrap_or(0)) / if nanos { 1e9 } else { 1e6 };
-        let incl = u32_at(off + 8).unwrap_or(0) as usize;
-        let orig = u32_at(off + 12).unwrap_or(0);
-        let start = off + 16;
-        let Some(data) = bytes.get(start..start + incl) else {
-            break; // a record cut short by the kill: ignore it
-        };
-        frames.push(Frame {
-            data: data.to_vec(),
-            orig_len: orig,
-            ts: secs + frac,
-        });
-        off = start + incl;
+    while !rest.is_empty() {
+        match parser.next_packet(rest) {
+            Ok((next, p)) => {
+                frames.push(Frame {
+                    orig_len: p.orig_len,
+                    ts: p.timestamp.as_secs_f64(),
+                    data: p.data.into_owned(),
+                });
+                rest = next;
+            }
+            Err(PcapError::IncompleteBuffer) => break,
+            Err(e) => {
+                return Err(format!(
+                    "pcap record at byte {}: {e}",
+                    bytes.len() - rest.len()
+                ))
+            }
+        }
     }
     Ok(frames)
 }

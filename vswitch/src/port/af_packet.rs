@@ -43,17 +43,15 @@ use super::{Batch, IoCounters, Offloads, PacketBuf, Port, PortError, RingPort, R
 /// Frames per `recvmmsg`/`sendmmsg` call (the per-call arrays live on the stack).
 pub const RECV_CHUNK: usize = 64;
 
-const ETH_P_ALL: u16 = 0x0003;
-const SOL_PACKET: libc::c_int = 263;
-const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
-const PACKET_AUXDATA: libc::c_int = 8;
-const PACKET_VNET_HDR: libc::c_int = 15;
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const PACKET_MR_PROMISC: libc::c_ushort = 1;
-const PACKET_OUTGOING: u8 = 4;
-const TP_STATUS_VLAN_VALID: u32 = 0x10;
-const TP_STATUS_VLAN_TPID_VALID: u32 = 0x40;
-const ETHERTYPE_VLAN: u16 = 0x8100;
+// `linux/if_packet.h` and `linux/if_ether.h`, from libc; the casts narrow libc's c_int to
+// the field widths the kernel structs use (`sll_protocol`, `mr_type`, a TPID).
+const ETH_P_ALL: u16 = libc::ETH_P_ALL as u16;
+use libc::{
+    PACKET_ADD_MEMBERSHIP, PACKET_AUXDATA, PACKET_IGNORE_OUTGOING, PACKET_OUTGOING,
+    PACKET_VNET_HDR, SOL_PACKET, TP_STATUS_VLAN_TPID_VALID, TP_STATUS_VLAN_VALID,
+};
+const PACKET_MR_PROMISC: libc::c_ushort = libc::PACKET_MR_PROMISC as libc::c_ushort;
+const ETHERTYPE_VLAN: u16 = libc::ETH_P_8021Q as u16;
 
 /// `struct packet_mreq`.
 #[derive(Clone, Copy)]
@@ -97,10 +95,9 @@ pub enum Fanout {
     Join(u16),
 }
 
-const PACKET_FANOUT: libc::c_int = 18;
-const PACKET_FANOUT_HASH: u32 = 0;
-const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
-const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+use libc::{
+    PACKET_FANOUT, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_FLAG_UNIQUEID, PACKET_FANOUT_HASH,
+};
 
 impl Default for PacketOptions {
     fn default() -> Self {
@@ -301,21 +298,32 @@ impl PacketPort {
 }
 
 /// Reads the VLAN tag (TPID, TCI) from a `PACKET_AUXDATA` control message, if present.
+///
+/// Walks the control bytes safely (no pointer casts: the buffer need not be aligned),
+/// with the field offsets of libc's `cmsghdr` and `tpacket_auxdata`.
 fn vlan_from_control(ctrl: &[u8]) -> Option<(u16, u16)> {
-    const HDR: usize = std::mem::size_of::<libc::cmsghdr>();
+    use libc::{cmsghdr, tpacket_auxdata};
+    use std::mem::{offset_of, size_of};
+    const HDR: usize = size_of::<cmsghdr>();
+    const ALIGN: usize = size_of::<usize>();
+    let u16_at = |b: &[u8], o: usize| Some(u16::from_ne_bytes(b.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |b: &[u8], o: usize| Some(u32::from_ne_bytes(b.get(o..o + 4)?.try_into().ok()?));
     let mut off = 0;
     while off + HDR <= ctrl.len() {
-        let len = usize::from_ne_bytes(ctrl[off..off + 8].try_into().ok()?);
-        let level = i32::from_ne_bytes(ctrl[off + 8..off + 12].try_into().ok()?);
-        let ty = i32::from_ne_bytes(ctrl[off + 12..off + 16].try_into().ok()?);
+        let h = &ctrl[off..off + HDR];
+        let at = offset_of!(cmsghdr, cmsg_len);
+        let len = usize::from_ne_bytes(h.get(at..at + size_of::<usize>())?.try_into().ok()?);
+        let level = u32_at(h, offset_of!(cmsghdr, cmsg_level))? as libc::c_int;
+        let ty = u32_at(h, offset_of!(cmsghdr, cmsg_type))? as libc::c_int;
         if len < HDR || len > ctrl.len() - off {
             return None;
         }
-        if level == SOL_PACKET && ty == PACKET_AUXDATA && len >= HDR + 20 {
+        if level == SOL_PACKET && ty == PACKET_AUXDATA && len >= HDR + size_of::<tpacket_auxdata>()
+        {
             let d = &ctrl[off + HDR..off + len];
-            let status = u32::from_ne_bytes(d[0..4].try_into().ok()?);
-            let tci = u16::from_ne_bytes(d[16..18].try_into().ok()?);
-            let tpid = u16::from_ne_bytes(d[18..20].try_into().ok()?);
+            let status = u32_at(d, offset_of!(tpacket_auxdata, tp_status))?;
+            let tci = u16_at(d, offset_of!(tpacket_auxdata, tp_vlan_tci))?;
+            let tpid = u16_at(d, offset_of!(tpacket_auxdata, tp_vlan_tpid))?;
             if status & TP_STATUS_VLAN_VALID == 0 {
                 return None;
             }
@@ -326,7 +334,8 @@ fn vlan_from_control(ctrl: &[u8]) -> Option<(u16, u16)> {
             };
             return Some((tpid, tci));
         }
-        off += (len + 7) & !7;
+        // CMSG_ALIGN: the next header starts at the next multiple of the word size
+        off += (len + ALIGN - 1) & !(ALIGN - 1);
     }
     None
 }

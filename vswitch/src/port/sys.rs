@@ -289,9 +289,8 @@ pub(crate) unsafe fn sendmmsg(fd: BorrowedFd<'_>, msgs: &mut [libc::mmsghdr]) ->
 }
 
 /// `UDP_SEGMENT` (`linux/udp.h`): the GSO size of a UDP send, as a socket option or a
-/// `SOL_UDP` control message (Linux 4.18). The `libc` crate defines it only for some
-/// targets, so it is spelled out here.
-pub(crate) const UDP_SEGMENT: c_int = 103;
+/// `SOL_UDP` control message (Linux 4.18).
+pub(crate) const UDP_SEGMENT: c_int = libc::UDP_SEGMENT;
 
 /// The most datagrams one UDP GSO send may carry (`UDP_MAX_SEGMENTS` was 64 until Linux
 /// 6.x raised it; the older bound is used so that every kernel takes our batches).
@@ -380,7 +379,7 @@ pub(crate) fn send_to_gso(
 /// `UDP_GRO` (`linux/udp.h`, Linux 5.0): a socket option that lets the kernel hand a UDP
 /// socket several datagrams of one flow in one read, with their size in a `SOL_UDP`
 /// `UDP_GRO` control message.
-pub(crate) const UDP_GRO: c_int = 104;
+pub(crate) const UDP_GRO: c_int = libc::UDP_GRO;
 
 /// One `recvmsg(fd, buf, MSG_DONTWAIT)` on an IPv4 UDP socket: the bytes read, the source
 /// (`None` for a non-IPv4 one) and, when the kernel joined datagrams (`UDP_GRO`), their
@@ -498,11 +497,12 @@ pub(crate) fn setns_net(ns: BorrowedFd<'_>) -> io::Result<()> {
 /// thread's network namespace. The kernel then finds the interface under that name too
 /// (also `TUNSETIFF`), whatever it is renamed to and wherever it is moved.
 pub(crate) fn add_altname(ifindex: u32, altname: &IfName) -> io::Result<()> {
+    // `linux/rtnetlink.h`; the one number here that the libc crate does not define
     const RTM_NEWLINKPROP: u16 = 108;
-    const IFLA_PROP_LIST: u16 = 52;
-    const IFLA_ALT_IFNAME: u16 = 53;
-    const NLA_F_NESTED: u16 = 1 << 15;
-    const NLMSG_ERROR: u16 = 2;
+    use libc::{IFLA_ALT_IFNAME, IFLA_PROP_LIST};
+    // libc types these as c_int; netlink headers carry them in 16 bits
+    const NLA_F_NESTED: u16 = libc::NLA_F_NESTED as u16;
+    const NLMSG_ERROR: u16 = libc::NLMSG_ERROR as u16;
     let name = altname.as_cstr().to_bytes_with_nul();
     let index = i32::try_from(ifindex).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let pad4 = |n: usize| (n + 3) & !3;
