@@ -33,8 +33,8 @@ pub use crate::verdict::{DropReason, Verdict};
 mod overlay;
 pub mod trace;
 pub use overlay::process_overlay;
-pub use trace::{NoTrace, StageLog, Tracer};
 use trace::{Admission, Allowance, LearnStage, Responder, SourceCheck, SourceRule, Stage, Steer};
+pub use trace::{NoTrace, StageLog, Tracer};
 
 /// The largest number of ports a switch instance supports.
 pub const MAX_PORTS: usize = 1024;
@@ -393,7 +393,11 @@ fn source_check<T: Tracer>(
             } else {
                 src_ip_allowance(snap, pid, port, f.src, IpAddr::V4(a.spa))
             };
-            t.stage(check(SourceRule::ArpSpa(IpAddr::V4(a.spa)), why, why.is_some()));
+            t.stage(check(
+                SourceRule::ArpSpa(IpAddr::V4(a.spa)),
+                why,
+                why.is_some(),
+            ));
             if why.is_none() {
                 // A claim for a VIP from a non-candidate is reported as a hijack, not as a
                 // plain ARP spoof: the caller checks VIP addresses first.
@@ -568,7 +572,14 @@ pub fn process_traced<T: Tracer>(
     };
     t.stage(Stage::Parsed(f));
     let mtu_ok = meta.gso || frame.len() <= usize::from(port.mtu) + usize::from(f.l2_len);
-    t.stage(mtu_stage(ingress, frame.len(), f.l2_len, port.mtu, meta, mtu_ok));
+    t.stage(mtu_stage(
+        ingress,
+        frame.len(),
+        f.l2_len,
+        port.mtu,
+        meta,
+        mtu_ok,
+    ));
     if !mtu_ok {
         return Verdict::Drop(DropReason::Mtu);
     }
@@ -704,8 +715,7 @@ pub fn process_traced<T: Tracer>(
 
     // Unicast IP to a VIP: steer to the (hash-chosen) owner, rewriting the MAC.
     if let Some(ip) = f.ip() {
-        if let Some(v) =
-            steer_to_vip_owner(snap, ingress, vlan, &f, ip, frame.len(), meta, now, t)
+        if let Some(v) = steer_to_vip_owner(snap, ingress, vlan, &f, ip, frame.len(), meta, now, t)
         {
             return v;
         }
@@ -730,9 +740,8 @@ pub fn process_traced<T: Tracer>(
                 return Verdict::Drop(DropReason::PortDown);
             }
             if let Some(ip) = f.ip() {
-                let why = admission(snap, out, egress, ip.dst).or_else(|| {
-                    unowned_vip_of(snap, out, ip.dst).then_some(Admission::UnownedVip)
-                });
+                let why = admission(snap, out, egress, ip.dst)
+                    .or_else(|| unowned_vip_of(snap, out, ip.dst).then_some(Admission::UnownedVip));
                 t.stage(Stage::DestCheck {
                     port: out,
                     dst: ip.dst,
@@ -745,7 +754,14 @@ pub fn process_traced<T: Tracer>(
                 }
             }
             let mtu_ok = meta.gso || frame.len() <= usize::from(egress.mtu) + usize::from(f.l2_len);
-            t.stage(mtu_stage(out, frame.len(), f.l2_len, egress.mtu, meta, mtu_ok));
+            t.stage(mtu_stage(
+                out,
+                frame.len(),
+                f.l2_len,
+                egress.mtu,
+                meta,
+                mtu_ok,
+            ));
             if !mtu_ok {
                 return Verdict::Drop(DropReason::Mtu);
             }
@@ -961,7 +977,9 @@ fn steer_to_vip_owner<T: Tracer>(
         return Some(Verdict::Drop(DropReason::PortDown));
     }
     let mtu_ok = meta.gso || len <= usize::from(egress.mtu) + usize::from(f.l2_len);
-    t.stage(mtu_stage(owner.port, len, f.l2_len, egress.mtu, meta, mtu_ok));
+    t.stage(mtu_stage(
+        owner.port, len, f.l2_len, egress.mtu, meta, mtu_ok,
+    ));
     if !mtu_ok {
         return Some(Verdict::Drop(DropReason::Mtu));
     }

@@ -32,7 +32,7 @@ use crate::pipeline::{
     process_traced, Effects, PortMask, RxMeta, Snapshot, StageLog, Verdict, VipSignal,
 };
 use crate::view::{
-    ClaimView, CtlError, GeneratedView, StageOutcome, StageView, TraceVipView, TraceView,
+    ClaimView, CtlError, GeneratedView, StageOutcome, StageView, TraceView, TraceVipView,
     VerdictView,
 };
 use crate::wire::{self, FrameFacts, Malformed, L3};
@@ -57,10 +57,12 @@ pub fn decode_hex(text: &str) -> Result<Vec<u8>, String> {
         ));
     }
     let nib = |c: u8, at: usize| -> Result<u8, String> {
-        (c as char)
-            .to_digit(16)
-            .map(|d| d as u8)
-            .ok_or_else(|| format!("hex frame: {:?} at digit {at} is not a hex digit", c as char))
+        (c as char).to_digit(16).map(|d| d as u8).ok_or_else(|| {
+            format!(
+                "hex frame: {:?} at digit {at} is not a hex digit",
+                c as char
+            )
+        })
     };
     let bytes = digits
         .chunks(2)
@@ -102,15 +104,7 @@ pub fn trace_frame(
     let snap = sw.snapshot();
     let mut fx = Effects::default();
     let mut log = StageLog::default();
-    let verdict = process_traced(
-        &snap,
-        pid,
-        frame,
-        RxMeta::default(),
-        now,
-        &mut fx,
-        &mut log,
-    );
+    let verdict = process_traced(&snap, pid, frame, RxMeta::default(), now, &mut fx, &mut log);
     let cx = Cx {
         sw,
         snap: &snap,
@@ -275,9 +269,11 @@ impl Cx<'_> {
         use StageOutcome::{Fail, Info, Pass};
         let port = self.in_name();
         match *s {
-            Stage::Ingress { known: false, .. } => {
-                sv("ingress", Fail, format!("port {port} is not in the snapshot"))
-            }
+            Stage::Ingress { known: false, .. } => sv(
+                "ingress",
+                Fail,
+                format!("port {port} is not in the snapshot"),
+            ),
             Stage::Ingress {
                 admin_up, oper_up, ..
             } => {
@@ -309,11 +305,7 @@ impl Cx<'_> {
                     L3::Ipv6(_) => "IPv6",
                     L3::Other(_) => "a frame switched at L2",
                 };
-                sv(
-                    "parse",
-                    Pass,
-                    format!("{what} from {} to {}", f.src, f.dst),
-                )
+                sv("parse", Pass, format!("{what} from {} to {}", f.src, f.dst))
             }
             Stage::Mtu {
                 port: p,
@@ -352,9 +344,8 @@ impl Cx<'_> {
                     "answers for"
                 };
                 if candidate {
-                    let mut r = format!(
-                        "port {port} {kind} {addr} of vip {name} at {mac}: a candidate"
-                    );
+                    let mut r =
+                        format!("port {port} {kind} {addr} of vip {name} at {mac}: a candidate");
                     if !announced {
                         r.push_str(" (an answer to one asker, not a claim)");
                     }
@@ -919,9 +910,7 @@ impl Cx<'_> {
                     why,
                 })
             }
-            Some(VipSignal::Hijack {
-                vip, port, mac, ..
-            }) => {
+            Some(VipSignal::Hijack { vip, port, mac, .. }) => {
                 let name = self.vip_name(vip);
                 Some(ClaimView {
                     outcome: "refused".into(),
@@ -940,9 +929,7 @@ impl Cx<'_> {
                     ),
                 })
             }
-            Some(VipSignal::ProbeAnswer {
-                vip, port, mac, ..
-            }) => Some(ClaimView {
+            Some(VipSignal::ProbeAnswer { vip, port, mac, .. }) => Some(ClaimView {
                 outcome: "probe-answer".into(),
                 vip: self.vip_name(vip),
                 port: self.name(port),
@@ -1081,7 +1068,9 @@ impl Cx<'_> {
         match claim {
             Some(c) if c.outcome == "applied" || c.outcome == "mac-change" => {
                 let moved = match &c.from {
-                    Some(f) if *f != c.port => format!("moves vip {} from {f} to {}", c.vip, c.port),
+                    Some(f) if *f != c.port => {
+                        format!("moves vip {} from {f} to {}", c.vip, c.port)
+                    }
                     Some(_) => format!("vip {} stays with {}, new MAC", c.vip, c.port),
                     None => format!("gives vip {} to {}", c.vip, c.port),
                 };

@@ -146,7 +146,11 @@ impl Flow {
             .transpose()
     }
 
-    fn num<T: std::str::FromStr>(&self, k: &str, what: &'static str) -> Result<Option<T>, FlowError> {
+    fn num<T: std::str::FromStr>(
+        &self,
+        k: &str,
+        what: &'static str,
+    ) -> Result<Option<T>, FlowError> {
         self.get(k)
             .map(|v| v.parse().map_err(|_| bad(k, v, what)))
             .transpose()
@@ -343,7 +347,11 @@ impl Flow {
             })?),
         };
         if src_ip.is_ipv6() != dst_ip.is_ipv6() || dst_ip.is_ipv6() != v6 {
-            return Err(bad("nw_src", &src_ip.to_string(), "of the same family as nw_dst and the protocol"));
+            return Err(bad(
+                "nw_src",
+                &src_ip.to_string(),
+                "of the same family as nw_dst and the protocol",
+            ));
         }
         let dst = match dl_dst {
             Some(m) => m,
@@ -421,7 +429,13 @@ impl Flow {
                     l4[2..4].copy_from_slice(&ck.to_be_bytes());
                 }
             }
-            _ => return Err(bad("nw_src", &src_ip.to_string(), "of the same family as nw_dst")),
+            _ => {
+                return Err(bad(
+                    "nw_src",
+                    &src_ip.to_string(),
+                    "of the same family as nw_dst",
+                ))
+            }
         }
         f.extend_from_slice(&l4);
         Ok(f)
@@ -476,7 +490,8 @@ mod tests {
 
     #[test]
     fn udp_to_a_neighbour_and_padding() {
-        let n = |ip: IpAddr| (ip == IpAddr::V4(Ipv4Addr::new(10, 0, 0, 12))).then_some(MacAddr([2; 6]));
+        let n =
+            |ip: IpAddr| (ip == IpAddr::V4(Ipv4Addr::new(10, 0, 0, 12))).then_some(MacAddr([2; 6]));
         let b = Flow::parse("udp,nw_dst=10.0.0.12,tp_dst=53,len=200")
             .unwrap()
             .build(&d(), &n)
@@ -486,7 +501,13 @@ mod tests {
         assert_eq!(facts.dst, MacAddr([2; 6]));
         let ip = facts.ip().unwrap();
         assert_eq!(ip.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 11)));
-        assert_eq!(ip.l4, L4::Udp { sport: 40000, dport: 53 });
+        assert_eq!(
+            ip.l4,
+            L4::Udp {
+                sport: 40000,
+                dport: 53
+            }
+        );
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub use results::{
 };
 pub use stats::PortStatsView;
 pub use trace::{
-    ClaimView, GeneratedView, StageOutcome, StageView, TraceVipView, TraceView, VerdictView,
+    ClaimView, GeneratedView, StageOutcome, StageView, TraceView, TraceVipView, VerdictView,
 };
 pub use vips::{
     HijackView, LastClaimView, MoveView, OwnerView, PendingView, RemoteOwnerView, VipView,
