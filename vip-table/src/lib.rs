@@ -24,7 +24,7 @@ pub use location::{HostId, Location, RemotePort, RemotePortId, StaleReason, Stam
 pub use policy::{PortId, PortPolicy};
 pub use time::Timestamp;
 pub use vip::{
-    ClaimOutcome, Damping, HijackAttempt, Move, MoveReason, Owner, OwnerEntry, OwnerWrite,
-    PendingClaim, RemoteOutcome, RemoteOwner, SavedGroup, Selected, VipError, VipGroup, VipId,
-    VipMode, VipSpec, VipTable, HISTORY_LEN,
+    ClaimOutcome, Damping, DampingState, HijackAttempt, Move, MoveReason, Owner, OwnerEntry,
+    OwnerWrite, PendingClaim, RemoteOutcome, RemoteOwner, SavedGroup, Selected, VipError, VipGroup,
+    VipId, VipMode, VipSpec, VipTable, HISTORY_LEN,
 };

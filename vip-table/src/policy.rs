@@ -112,6 +112,23 @@ impl PortPolicy {
         self.by_mac.iter().map(|(m, _)| *m)
     }
 
+    /// The longest prefix that lets `mac` send from `ip` (what [`PortPolicy::ip_allowed`]
+    /// found), to name it in a trace.
+    pub fn source_prefix(&self, mac: MacAddr, ip: IpAddr) -> Option<IpNet> {
+        self.prefixes_for(mac)
+            .filter(|n| n.contains(&ip))
+            .max_by_key(IpNet::prefix_len)
+    }
+
+    /// The longest prefix that lets the port receive `ip` (what
+    /// [`PortPolicy::receives`] found), to name it in a trace.
+    pub fn receive_prefix(&self, ip: IpAddr) -> Option<IpNet> {
+        self.receive
+            .iter()
+            .filter(|n| n.contains(&ip))
+            .max_by_key(IpNet::prefix_len)
+    }
+
     /// The prefixes allowed for `mac`.
     pub fn prefixes_for(&self, mac: MacAddr) -> impl Iterator<Item = IpNet> + '_ {
         self.by_mac

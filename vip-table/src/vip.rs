@@ -208,6 +208,19 @@ pub struct Move {
     pub reason: MoveReason,
 }
 
+/// A group's flap damping as a claim would find it ([`VipGroup::damping_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DampingState {
+    /// The configured limit.
+    pub damping: Damping,
+    /// Claim-driven moves still in the sliding window.
+    pub moves_in_window: usize,
+    /// The window is full: a claim from a non-owner would be held until then.
+    pub held_until: Option<Timestamp>,
+    /// Active-passive: the owner's port is down (a claim replacing it is never held).
+    pub owner_down: bool,
+}
+
 /// A claim refused because the sender is not a candidate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HijackAttempt {
@@ -457,13 +470,29 @@ impl VipGroup {
             return None;
         }
         self.trim_window(now);
-        if self.recent_moves.len() as u64 >= u64::from(self.spec.damping.max_moves) {
-            let idx = self.recent_moves.len() - self.spec.damping.max_moves as usize;
-            self.recent_moves
-                .get(idx)
-                .map(|&t| t + self.spec.damping.window)
-        } else {
-            None
+        self.damping_at(now).held_until
+    }
+
+    /// The damping window as a claim arriving at `now` would find it (read only: what
+    /// [`VipGroup::claim_for`] consults, for `vswitch trace`).
+    pub fn damping_at(&self, now: Timestamp) -> DampingState {
+        let d = self.spec.damping;
+        // the window's moves: those not yet aged out (`trim_window` drops the others)
+        let live: Vec<Timestamp> = self
+            .recent_moves
+            .iter()
+            .copied()
+            .skip_while(|&t| t + d.window <= now)
+            .collect();
+        let max = d.max_moves as usize;
+        let held_until = (max > 0 && live.len() >= max)
+            .then(|| live.get(live.len() - max).map(|&t| t + d.window))
+            .flatten();
+        DampingState {
+            damping: d,
+            moves_in_window: live.len(),
+            held_until,
+            owner_down: self.owner_down,
         }
     }
 

@@ -492,13 +492,6 @@ impl Switch {
             return;
         };
         let vip = g.name().to_string();
-        let answer = (g.answer_mac(), g.answer_mac6());
-        let addrs: Vec<IpAddr> = g.addresses().to_vec();
-        let cands: Vec<PortId> = g.candidates().to_vec();
-        let vlan = cands
-            .first()
-            .and_then(|c| self.ports.get(c.index()))
-            .map(|p| p.vlan);
         let side = |r: Option<vip_table::RemotePort>| r.map(|r| self.remote_port_name(r.port));
         let host = m
             .to_remote
@@ -516,15 +509,29 @@ impl Switch {
             host,
         });
         // Fix neighbours' caches even if the VM's own announcements were lost.
-        let ((Some(mac4), Some(mac6)), Some(vlan)) = (answer, vlan) else {
+        if let Some(g) = self.vips.group(id) {
+            self.announce(g, out);
+        }
+    }
+
+    /// The announcements of `g`'s current owner (one GARP / unsolicited NA per address,
+    /// with the answer MAC) to every up non-candidate port of its VLAN: what a move sends.
+    fn announce(&self, g: &vip_table::VipGroup, out: &mut Vec<Outbound>) {
+        let vlan = g
+            .candidates()
+            .first()
+            .and_then(|c| self.ports.get(c.index()))
+            .map(|p| p.vlan);
+        let ((Some(mac4), Some(mac6)), Some(vlan)) = ((g.answer_mac(), g.answer_mac6()), vlan)
+        else {
             return;
         };
         for (i, p) in self.ports.iter().enumerate() {
             let pid = PortId(i as u32);
-            if p.vlan != vlan || !p.is_up() || cands.contains(&pid) {
+            if p.vlan != vlan || !p.is_up() || g.is_candidate(pid) {
                 continue;
             }
-            for a in &addrs {
+            for a in g.addresses() {
                 let mut f = SmallFrame::default();
                 match a {
                     IpAddr::V4(v4) => frames::garp(&mut f, mac4, *v4),
@@ -560,6 +567,27 @@ impl Switch {
                 false
             }
         }
+    }
+
+    /// What [`Switch::apply`] would do with a VIP claim (or, `hijack`, a non-candidate's
+    /// claim) for group `vip` from `port` sending as `mac`, at `now`, without doing it: the
+    /// claim runs on a copy of the group (the same [`vip_table::VipGroup::claim_for`]), and
+    /// a move's announcements are built from that copy. Read only (`vswitch trace`).
+    pub fn preview_claim(
+        &self,
+        vip: VipId,
+        addr: IpAddr,
+        port: PortId,
+        mac: MacAddr,
+        now: Timestamp,
+    ) -> Option<(ClaimOutcome, Vec<Outbound>)> {
+        let mut g = self.vips.group(vip)?.clone();
+        let outcome = g.claim_for(port, mac, addr, now);
+        let mut out = Vec::new();
+        if let ClaimOutcome::Moved(_) = outcome {
+            self.announce(&g, &mut out);
+        }
+        Some((outcome, out))
     }
 
     /// Apply the effects of one processed frame. Returns true if a new snapshot was

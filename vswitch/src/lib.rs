@@ -17,23 +17,29 @@
 //! - [`view`]: the typed answers, errors and events of the control surface;
 //! - [`vrrp`]: VRRP adverts (parse, priority-0 copy) for the crashed-master step-down;
 //! - [`overlay`]: the table of other hosts, their VTEPs and ports (multi-host mode);
-//! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`]: supporting pieces.
+//! - [`trace`]: `vswitch trace`, what the switch would do with one frame and why (the
+//!   pipeline's tracing hook plus the control plane's claim decision, read only);
+//! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`], [`describe`], [`pcap`]:
+//!   supporting pieces.
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod control;
 pub mod counters;
 pub mod datapath;
+pub mod describe;
 pub mod discovery;
 pub mod fdb;
 pub mod forward;
 pub mod frames;
 pub mod metrics;
 pub mod overlay;
+pub mod pcap;
 pub mod pipeline;
 pub mod port;
 pub mod request;
 pub mod state;
+pub mod trace;
 pub mod verdict;
 pub mod view;
 pub mod vrrp;

@@ -10,7 +10,10 @@
 //!   thread, the reply frame out of the ingress port; and counts the verdict;
 //! - the rules are SEMANTICS.md §2–5, in this order: port state, MTU, parse, VLAN, source
 //!   check, learning, VIP claims/hijacks, VRRP scoping, the VIP ARP/ND responder, destination
-//!   selection (VIP steering with MAC rewrite, FDB, flooding), destination check.
+//!   selection (VIP steering with MAC rewrite, FDB, flooding), destination check;
+//! - [`process_traced`] is the same decision, reporting each stage to a [`Tracer`]
+//!   (`vswitch trace`); [`process`] is it with the no-op [`NoTrace`], which compiles away
+//!   (see [`trace`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,7 +31,10 @@ use crate::wire::{self, ArpInfo, FrameFacts, Icmpv6Info, IpInfo, Malformed, L3, 
 pub use crate::verdict::{DropReason, Verdict};
 
 mod overlay;
+pub mod trace;
 pub use overlay::process_overlay;
+use trace::{Admission, Allowance, LearnStage, Responder, SourceCheck, SourceRule, Stage, Steer};
+pub use trace::{NoTrace, StageLog, Tracer};
 
 /// The largest number of ports a switch instance supports.
 pub const MAX_PORTS: usize = 1024;
@@ -294,31 +300,51 @@ fn is_link_local_v6(ip: IpAddr) -> bool {
     matches!(ip, IpAddr::V6(a) if (a.segments()[0] & 0xffc0) == 0xfe80)
 }
 
-#[inline]
-fn src_ip_allowed(
+/// Why `mac` may send from `ip` on `pid` (its prefixes, or VIP candidacy); `None`: it may
+/// not. The datapath tests it for `is_some()`.
+#[inline(always)]
+fn src_ip_allowance(
     snap: &Snapshot,
     pid: PortId,
     port: &PortEntry,
     mac: MacAddr,
     ip: IpAddr,
-) -> bool {
-    port.policy.ip_allowed(mac, ip) || snap.vips.is_candidate_for(pid, ip)
+) -> Option<Allowance> {
+    if port.policy.ip_allowed(mac, ip) {
+        Some(Allowance::Prefix)
+    } else if snap.vips.is_candidate_for(pid, ip) {
+        Some(Allowance::VipCandidate)
+    } else {
+        None
+    }
+}
+
+/// Why the destination check of `port` admits unicast IP to `dst`; `None`: it refuses.
+#[inline(always)]
+fn admission(snap: &Snapshot, pid: PortId, port: &PortEntry, dst: IpAddr) -> Option<Admission> {
+    if !(port.policy.port_security && port.policy.dest_check) {
+        return Some(Admission::Off);
+    }
+    match dst {
+        IpAddr::V4(a) if a.is_broadcast() || a.is_multicast() => return Some(Admission::Group),
+        IpAddr::V6(a) if a.is_multicast() => return Some(Admission::Group),
+        _ => {}
+    }
+    if port.policy.receives(dst) {
+        Some(Admission::Prefix)
+    } else if snap.vips.owns(pid, dst) {
+        Some(Admission::OwnedVip)
+    } else if port.ipv6_enabled && is_link_local_v6(dst) {
+        Some(Admission::LinkLocal)
+    } else {
+        None
+    }
 }
 
 /// Does the destination check of `port` admit unicast IP to `dst`?
 #[inline]
 fn admits(snap: &Snapshot, pid: PortId, port: &PortEntry, dst: IpAddr) -> bool {
-    if !(port.policy.port_security && port.policy.dest_check) {
-        return true;
-    }
-    match dst {
-        IpAddr::V4(a) if a.is_broadcast() || a.is_multicast() => return true,
-        IpAddr::V6(a) if a.is_multicast() => return true,
-        _ => {}
-    }
-    port.policy.receives(dst)
-        || snap.vips.owns(pid, dst)
-        || (port.ipv6_enabled && is_link_local_v6(dst))
+    admission(snap, pid, port, dst).is_some()
 }
 
 /// Is `dst` an address of a VIP group that has no owner, of which `pid` is a candidate?
@@ -331,69 +357,113 @@ fn unowned_vip_of(snap: &Snapshot, pid: PortId, dst: IpAddr) -> bool {
         .is_some_and(|(_, g)| !g.has_owner() && g.is_candidate(pid))
 }
 
+/// A source-check record.
+#[inline(always)]
+fn check(rule: SourceRule, allowed_by: Option<Allowance>, passed: bool) -> Stage {
+    Stage::Check(SourceCheck {
+        rule,
+        passed,
+        allowed_by,
+    })
+}
+
 /// The source check (SEMANTICS.md §3). `Ok` if the frame may enter.
-fn source_check(
+fn source_check<T: Tracer>(
     snap: &Snapshot,
     pid: PortId,
     port: &PortEntry,
     f: &FrameFacts,
+    t: &mut T,
 ) -> Result<(), DropReason> {
     let pol = &port.policy;
-    if !pol.mac_allowed(f.src) {
+    let mac_ok = pol.mac_allowed(f.src);
+    t.stage(check(SourceRule::SrcMac(f.src), None, mac_ok));
+    if !mac_ok {
         return Err(DropReason::MacSpoof);
     }
     match &f.l3 {
         L3::Arp(a) => {
-            if a.sha != f.src {
+            let sha_ok = a.sha == f.src;
+            t.stage(check(SourceRule::ArpSha(a.sha), None, sha_ok));
+            if !sha_ok {
                 return Err(DropReason::ArpSpoof);
             }
-            if !a.spa.is_unspecified() && !src_ip_allowed(snap, pid, port, f.src, IpAddr::V4(a.spa))
-            {
+            let why = if a.spa.is_unspecified() {
+                Some(Allowance::Unspecified)
+            } else {
+                src_ip_allowance(snap, pid, port, f.src, IpAddr::V4(a.spa))
+            };
+            t.stage(check(
+                SourceRule::ArpSpa(IpAddr::V4(a.spa)),
+                why,
+                why.is_some(),
+            ));
+            if why.is_none() {
                 // A claim for a VIP from a non-candidate is reported as a hijack, not as a
                 // plain ARP spoof: the caller checks VIP addresses first.
                 return Err(DropReason::ArpSpoof);
             }
         }
         L3::Ipv4(ip) => {
-            let ok = src_ip_allowed(snap, pid, port, f.src, ip.src)
-                || (ip.src.is_unspecified() && ip.is_dhcp4_client());
-            if !ok {
+            let why = src_ip_allowance(snap, pid, port, f.src, ip.src).or_else(|| {
+                (ip.src.is_unspecified() && ip.is_dhcp4_client()).then_some(Allowance::Unspecified)
+            });
+            t.stage(check(SourceRule::SrcIp(ip.src), why, why.is_some()));
+            if why.is_none() {
                 return Err(DropReason::IpSpoof);
             }
-            if ip.is_dhcp4_server() && !pol.dhcp_server {
-                return Err(DropReason::DhcpGuard);
+            if ip.is_dhcp4_server() {
+                t.stage(check(SourceRule::DhcpServer, None, pol.dhcp_server));
+                if !pol.dhcp_server {
+                    return Err(DropReason::DhcpGuard);
+                }
             }
         }
         L3::Ipv6(ip) => {
             let icmp = matches!(ip.l4, L4::Icmpv6(_));
-            let ok = src_ip_allowed(snap, pid, port, f.src, ip.src)
-                || (ip.src.is_unspecified() && icmp)
-                || (port.ipv6_enabled && is_link_local_v6(ip.src));
-            if !ok {
+            let why = src_ip_allowance(snap, pid, port, f.src, ip.src)
+                .or_else(|| (ip.src.is_unspecified() && icmp).then_some(Allowance::Unspecified))
+                .or_else(|| {
+                    (port.ipv6_enabled && is_link_local_v6(ip.src)).then_some(Allowance::LinkLocal)
+                });
+            t.stage(check(SourceRule::SrcIp(ip.src), why, why.is_some()));
+            if why.is_none() {
                 return Err(DropReason::IpSpoof);
             }
             match ip.l4 {
-                L4::Icmpv6(Icmpv6Info::RouterAdvert) => return Err(DropReason::RaGuard),
-                L4::Icmpv6(Icmpv6Info::NeighborSolicit { sll, .. })
-                    if sll.is_some_and(|m| m != f.src) =>
-                {
-                    return Err(DropReason::NdSpoof);
+                L4::Icmpv6(Icmpv6Info::RouterAdvert) => {
+                    t.stage(check(SourceRule::RaGuard, None, false));
+                    return Err(DropReason::RaGuard);
                 }
-                L4::Icmpv6(Icmpv6Info::NeighborAdvert { target, tll, .. }) => {
-                    if tll.is_some_and(|m| m != f.src) {
+                L4::Icmpv6(Icmpv6Info::NeighborSolicit { sll: Some(m), .. }) => {
+                    t.stage(check(SourceRule::NdLladdr(m), None, m == f.src));
+                    if m != f.src {
                         return Err(DropReason::NdSpoof);
                     }
-                    let t = IpAddr::V6(target);
-                    let ok = src_ip_allowed(snap, pid, port, f.src, t)
-                        || (port.ipv6_enabled && is_link_local_v6(t));
-                    if !ok {
+                }
+                L4::Icmpv6(Icmpv6Info::NeighborAdvert { target, tll, .. }) => {
+                    if let Some(m) = tll {
+                        t.stage(check(SourceRule::NdLladdr(m), None, m == f.src));
+                        if m != f.src {
+                            return Err(DropReason::NdSpoof);
+                        }
+                    }
+                    let a = IpAddr::V6(target);
+                    let why = src_ip_allowance(snap, pid, port, f.src, a).or_else(|| {
+                        (port.ipv6_enabled && is_link_local_v6(a)).then_some(Allowance::LinkLocal)
+                    });
+                    t.stage(check(SourceRule::NaTarget(a), why, why.is_some()));
+                    if why.is_none() {
                         return Err(DropReason::NdSpoof);
                     }
                 }
                 _ => {}
             }
-            if ip.is_dhcp6_server() && !pol.dhcp_server {
-                return Err(DropReason::DhcpGuard);
+            if ip.is_dhcp6_server() {
+                t.stage(check(SourceRule::DhcpServer, None, pol.dhcp_server));
+                if !pol.dhcp_server {
+                    return Err(DropReason::DhcpGuard);
+                }
             }
         }
         L3::Other(_) => {}
@@ -438,7 +508,9 @@ fn claimed_vip(snap: &Snapshot, f: &FrameFacts) -> Option<(VipId, IpAddr, MacAdd
     }
 }
 
-/// Decide what happens to `frame` arriving on `ingress`.
+/// Decide what happens to `frame` arriving on `ingress`: [`process_traced`] without a
+/// tracer (the datapath's entry point).
+#[inline]
 pub fn process(
     snap: &Snapshot,
     ingress: PortId,
@@ -447,24 +519,72 @@ pub fn process(
     now: Timestamp,
     fx: &mut Effects,
 ) -> Verdict {
+    process_traced(snap, ingress, frame, meta, now, fx, &mut NoTrace)
+}
+
+/// An MTU record (`len`: the whole frame; `l2_len`: its L2 header).
+#[inline(always)]
+fn mtu_stage(port: PortId, len: usize, l2_len: u16, mtu: u16, meta: RxMeta, ok: bool) -> Stage {
+    Stage::Mtu {
+        port,
+        l3_len: len.saturating_sub(usize::from(l2_len)),
+        mtu,
+        gso: meta.gso,
+        ok,
+    }
+}
+
+/// Decide what happens to `frame` arriving on `ingress`, telling `t` how each stage
+/// decided (see [`trace`]). Pure like [`process`], which is this with [`NoTrace`].
+pub fn process_traced<T: Tracer>(
+    snap: &Snapshot,
+    ingress: PortId,
+    frame: &[u8],
+    meta: RxMeta,
+    now: Timestamp,
+    fx: &mut Effects,
+    t: &mut T,
+) -> Verdict {
     fx.clear();
     let Some(port) = snap.ports.get(ingress.index()) else {
+        t.stage(Stage::Ingress {
+            known: false,
+            admin_up: false,
+            oper_up: false,
+        });
         return Verdict::Drop(DropReason::PortDown);
     };
+    t.stage(Stage::Ingress {
+        known: true,
+        admin_up: port.admin_up,
+        oper_up: port.oper_up,
+    });
     if !port.is_up() {
         return Verdict::Drop(DropReason::PortDown);
     }
     let f = match wire::parse(frame) {
         Ok(f) => f,
         Err(m) => {
+            t.stage(Stage::Malformed(m));
             fx.malformed = Some(m);
             return Verdict::Drop(DropReason::Malformed);
         }
     };
-    if !meta.gso && frame.len() > usize::from(port.mtu) + usize::from(f.l2_len) {
+    t.stage(Stage::Parsed(f));
+    let mtu_ok = meta.gso || frame.len() <= usize::from(port.mtu) + usize::from(f.l2_len);
+    t.stage(mtu_stage(
+        ingress,
+        frame.len(),
+        f.l2_len,
+        port.mtu,
+        meta,
+        mtu_ok,
+    ));
+    if !mtu_ok {
         return Verdict::Drop(DropReason::Mtu);
     }
-    if f.vlan.is_some() {
+    if let Some(vid) = f.vlan {
+        t.stage(Stage::Tagged { vid });
         return Verdict::Drop(DropReason::Vlan);
     }
     let vlan = port.vlan;
@@ -477,6 +597,13 @@ pub fn process(
             .vips
             .group(vip)
             .is_some_and(|g| g.is_candidate(ingress));
+        t.stage(Stage::Announcement {
+            vip,
+            addr,
+            mac,
+            announced,
+            candidate,
+        });
         if !candidate {
             fx.vip = Some(VipSignal::Hijack {
                 vip,
@@ -487,9 +614,11 @@ pub fn process(
             return Verdict::Drop(DropReason::VipHijack);
         }
         if port.policy.port_security {
-            if let Err(r) = source_check(snap, ingress, port, &f) {
+            if let Err(r) = source_check(snap, ingress, port, &f, t) {
                 return Verdict::Drop(r);
             }
+        } else {
+            t.stage(Stage::PortSecurityOff);
         }
         if announced {
             fx.vip = Some(VipSignal::Claim {
@@ -500,14 +629,21 @@ pub fn process(
             });
         }
     } else if port.policy.port_security {
-        if let Err(r) = source_check(snap, ingress, port, &f) {
+        if let Err(r) = source_check(snap, ingress, port, &f, t) {
             return Verdict::Drop(r);
         }
+    } else {
+        t.stage(Stage::PortSecurityOff);
     }
 
     // Learning (only frames that passed the source check teach the table).
     match snap.fdb.check_learn(vlan, f.src, ingress, now) {
         Ok(Some(op)) => {
+            t.stage(Stage::Learn(match op {
+                crate::fdb::LearnOp::Insert => LearnStage::Insert,
+                crate::fdb::LearnOp::Move { from } => LearnStage::Move { from },
+                crate::fdb::LearnOp::Refresh => LearnStage::Refresh,
+            }));
             fx.learn = Some(Learn {
                 vlan,
                 mac: f.src,
@@ -515,8 +651,9 @@ pub fn process(
                 op,
             })
         }
-        Ok(None) => {}
+        Ok(None) => t.stage(Stage::Learn(LearnStage::Known)),
         Err(crate::fdb::FdbFull) => {
+            t.stage(Stage::Learn(LearnStage::Full));
             fx.vip = None;
             return Verdict::Drop(DropReason::FdbFull);
         }
@@ -525,6 +662,7 @@ pub fn process(
     // Frames to the switch itself: answers to its owner-discovery probes.
     if f.dst == SWITCH_MAC {
         if let Some((vip, addr, mac, false)) = claim {
+            t.stage(Stage::ToSwitch { probe_answer: true });
             fx.vip = Some(VipSignal::ProbeAnswer {
                 vip,
                 addr,
@@ -533,6 +671,9 @@ pub fn process(
             });
             return Verdict::ToSwitch;
         }
+        t.stage(Stage::ToSwitch {
+            probe_answer: false,
+        });
         return Verdict::Drop(DropReason::NoEgress);
     }
 
@@ -547,52 +688,81 @@ pub fn process(
             } else {
                 (port.non_candidates, HostSet::EMPTY)
             };
+            t.stage(Stage::Vrrp {
+                candidate: port.is_candidate,
+                set,
+            });
             let v = flood_or_drop(set, fx);
             return overlay::with_remote(v, remote, fx);
         }
     }
 
     // The VIP ARP/ND responder: answer non-candidates from the live owner table.
-    if let Some(v) = answer_vip_query(snap, ingress, &f, fx) {
+    if let Some(v) = answer_vip_query(snap, ingress, &f, fx, t) {
         return v;
     }
     // ARP / NS for a port of another host: answered here, from the topology.
     if let Some(v) = overlay::answer_remote_neighbour(snap, vlan, &f, fx) {
+        t.stage(Stage::RemoteNeighbour);
         return v;
     }
 
     if f.dst.is_multicast() {
-        let v = fit_mtu(snap, port.flood, port, frame.len(), f.l2_len, meta, fx);
+        t.stage(Stage::Multicast { set: port.flood });
+        let v = fit_mtu(snap, port.flood, port, frame.len(), f.l2_len, meta, fx, t);
         return overlay::with_remote(v, snap.overlay.hosts_in_vlan(vlan), fx);
     }
 
     // Unicast IP to a VIP: steer to the (hash-chosen) owner, rewriting the MAC.
     if let Some(ip) = f.ip() {
-        if let Some(v) = steer_to_vip_owner(snap, ingress, vlan, &f, ip, frame.len(), meta, now) {
+        if let Some(v) = steer_to_vip_owner(snap, ingress, vlan, &f, ip, frame.len(), meta, now, t)
+        {
             return v;
         }
     }
 
-    match snap.fdb.lookup(vlan, f.dst, now) {
+    let found = snap.fdb.lookup(vlan, f.dst, now);
+    t.stage(Stage::FdbLookup {
+        mac: f.dst,
+        port: found,
+    });
+    match found {
         Some(out) => {
             if out == ingress {
+                t.stage(Stage::Hairpin);
                 return Verdict::Drop(DropReason::Hairpin);
             }
             let Some(egress) = snap.ports.get(out.index()) else {
-                return flood_unknown(snap, port, &f, frame.len(), meta, fx);
+                return flood_unknown(snap, port, &f, frame.len(), meta, fx, t);
             };
             if !egress.is_up() {
+                t.stage(Stage::EgressDown { port: out });
                 return Verdict::Drop(DropReason::PortDown);
             }
             if let Some(ip) = f.ip() {
-                if !admits(snap, out, egress, ip.dst) {
-                    if !unowned_vip_of(snap, out, ip.dst) {
-                        return Verdict::Drop(DropReason::DestCheck);
-                    }
-                    fx.vip_no_owner = true;
+                let why = admission(snap, out, egress, ip.dst)
+                    .or_else(|| unowned_vip_of(snap, out, ip.dst).then_some(Admission::UnownedVip));
+                t.stage(Stage::DestCheck {
+                    port: out,
+                    dst: ip.dst,
+                    admitted: why,
+                });
+                match why {
+                    None => return Verdict::Drop(DropReason::DestCheck),
+                    Some(Admission::UnownedVip) => fx.vip_no_owner = true,
+                    Some(_) => {}
                 }
             }
-            if !meta.gso && frame.len() > usize::from(egress.mtu) + usize::from(f.l2_len) {
+            let mtu_ok = meta.gso || frame.len() <= usize::from(egress.mtu) + usize::from(f.l2_len);
+            t.stage(mtu_stage(
+                out,
+                frame.len(),
+                f.l2_len,
+                egress.mtu,
+                meta,
+                mtu_ok,
+            ));
+            if !mtu_ok {
                 return Verdict::Drop(DropReason::Mtu);
             }
             Verdict::Forward {
@@ -603,13 +773,14 @@ pub fn process(
         None => {
             // a port of another host: through the overlay, unchanged
             if let Some(rp) = snap.overlay.port_by_mac(vlan, f.dst) {
+                t.stage(Stage::RemotePort { host: rp.host });
                 return Verdict::ToRemote {
                     host: rp.host,
                     vlan,
                     mac: f.dst,
                 };
             }
-            let v = flood_unknown(snap, port, &f, frame.len(), meta, fx);
+            let v = flood_unknown(snap, port, &f, frame.len(), meta, fx, t);
             overlay::with_remote(v, snap.overlay.hosts_in_vlan(vlan), fx)
         }
     }
@@ -628,8 +799,9 @@ fn record_vrrp(port: PortId, frame: &[u8], fx: &mut Effects) {
 }
 
 /// Remove from a flood set the ports whose MTU the frame exceeds (GSO frames are exempt).
+#[allow(clippy::too_many_arguments)]
 #[inline]
-fn fit_mtu(
+fn fit_mtu<T: Tracer>(
     snap: &Snapshot,
     mut set: PortMask,
     port: &PortEntry,
@@ -637,6 +809,7 @@ fn fit_mtu(
     l2_len: u16,
     meta: RxMeta,
     fx: &mut Effects,
+    t: &mut T,
 ) -> Verdict {
     let l3 = len.saturating_sub(usize::from(l2_len));
     if meta.gso || l3 <= usize::from(port.flood_min_mtu) {
@@ -651,6 +824,13 @@ fn fit_mtu(
         {
             set.remove(p);
         }
+    }
+    if T::ENABLED {
+        let mut removed = before;
+        for p in set.iter() {
+            removed.remove(p);
+        }
+        t.stage(Stage::FloodMtu { removed });
     }
     if set.is_empty() && !before.is_empty() {
         return Verdict::Drop(DropReason::Mtu);
@@ -670,34 +850,45 @@ fn flood_or_drop(set: PortMask, fx: &mut Effects) -> Verdict {
 
 /// Unknown unicast: flood in the VLAN, but only to ports whose destination check admits it
 /// and whose MTU fits.
-fn flood_unknown(
+fn flood_unknown<T: Tracer>(
     snap: &Snapshot,
     port: &PortEntry,
     f: &FrameFacts,
     len: usize,
     meta: RxMeta,
     fx: &mut Effects,
+    t: &mut T,
 ) -> Verdict {
     let Some(ip) = f.ip() else {
-        return fit_mtu(snap, port.flood, port, len, f.l2_len, meta, fx);
+        t.stage(Stage::UnknownUnicast {
+            set: port.flood,
+            refused: PortMask::EMPTY,
+        });
+        return fit_mtu(snap, port.flood, port, len, f.l2_len, meta, fx, t);
     };
     let mut set = port.flood;
+    let mut refused = PortMask::EMPTY;
     for p in port.flood.iter() {
         if let Some(e) = snap.ports.get(p.index()) {
             if !admits(snap, p, e, ip.dst) {
                 set.remove(p);
+                refused.insert(p);
             }
         }
     }
+    t.stage(Stage::UnknownUnicast {
+        set: port.flood,
+        refused,
+    });
     if set.is_empty() && !port.flood.is_empty() {
         return Verdict::Drop(DropReason::DestCheck);
     }
-    fit_mtu(snap, set, port, len, f.l2_len, meta, fx)
+    fit_mtu(snap, set, port, len, f.l2_len, meta, fx, t)
 }
 
 #[allow(clippy::too_many_arguments)]
 #[inline]
-fn steer_to_vip_owner(
+fn steer_to_vip_owner<T: Tracer>(
     snap: &Snapshot,
     ingress: PortId,
     vlan: u16,
@@ -706,12 +897,17 @@ fn steer_to_vip_owner(
     len: usize,
     meta: RxMeta,
     now: Timestamp,
+    t: &mut T,
 ) -> Option<Verdict> {
-    let (_, g) = snap.vips.lookup_group(ip.dst)?;
+    let (vip, g) = snap.vips.lookup_group(ip.dst)?;
     // A frame addressed to a non-candidate's MAC (a router in front of the VIP) is that
     // port's business: only frames meant for the VIP at L2 are steered.
     if let Some(p) = snap.fdb.lookup(vlan, f.dst, now) {
         if !g.is_candidate(p) {
+            t.stage(Stage::Steer {
+                vip,
+                steer: Steer::NotForVip { port: p },
+            });
             return None;
         }
     }
@@ -722,14 +918,28 @@ fn steer_to_vip_owner(
         .owners()
         .iter()
         .find(|o| o.mac == f.dst || o.mac6 == f.dst);
-    let owner = match chosen
+    let Some(selected) = chosen
         .map(Selected::Local)
-        .or_else(|| g.select(ip.flow_hash()))?
-    {
+        .or_else(|| g.select(ip.flow_hash()))
+    else {
+        t.stage(Stage::Steer {
+            vip,
+            steer: Steer::NoOwner,
+        });
+        return None;
+    };
+    let owner = match selected {
         Selected::Local(o) => o,
         Selected::Remote(o) => {
             // owned on another host: through the overlay, with the same MAC rewrite
             let mac = if ip.dst.is_ipv6() { o.mac6 } else { o.mac };
+            t.stage(Stage::Steer {
+                vip,
+                steer: Steer::Remote {
+                    host: o.at.host,
+                    mac,
+                },
+            });
             return Some(Verdict::ToRemote {
                 host: o.at.host,
                 vlan,
@@ -744,15 +954,33 @@ fn steer_to_vip_owner(
     };
     let egress = snap.ports.get(owner.port.index())?;
     if egress.vlan != vlan {
+        t.stage(Stage::Steer {
+            vip,
+            steer: Steer::OtherVlan,
+        });
         return None;
     }
+    t.stage(Stage::Steer {
+        vip,
+        steer: Steer::Owner {
+            port: owner.port,
+            mac,
+            by_dst_mac: chosen.is_some(),
+        },
+    });
     if owner.port == ingress {
+        t.stage(Stage::Hairpin);
         return Some(Verdict::Drop(DropReason::Hairpin));
     }
     if !egress.is_up() {
+        t.stage(Stage::EgressDown { port: owner.port });
         return Some(Verdict::Drop(DropReason::PortDown));
     }
-    if !meta.gso && len > usize::from(egress.mtu) + usize::from(f.l2_len) {
+    let mtu_ok = meta.gso || len <= usize::from(egress.mtu) + usize::from(f.l2_len);
+    t.stage(mtu_stage(
+        owner.port, len, f.l2_len, egress.mtu, meta, mtu_ok,
+    ));
+    if !mtu_ok {
         return Some(Verdict::Drop(DropReason::Mtu));
     }
     Some(Verdict::Forward {
@@ -761,22 +989,41 @@ fn steer_to_vip_owner(
     })
 }
 
-fn answer_vip_query(
+fn answer_vip_query<T: Tracer>(
     snap: &Snapshot,
     ingress: PortId,
     f: &FrameFacts,
     fx: &mut Effects,
+    t: &mut T,
 ) -> Option<Verdict> {
     if snap.vips.is_empty() {
         return None;
     }
     match &f.l3 {
         L3::Arp(a) if a.op == ArpInfo::REQUEST && !a.is_gratuitous_request() => {
-            let (_, g) = snap.vips.lookup_group(IpAddr::V4(a.tpa))?;
+            let addr = IpAddr::V4(a.tpa);
+            let (vip, g) = snap.vips.lookup_group(addr)?;
             if g.is_candidate(ingress) {
+                t.stage(Stage::Responder {
+                    vip,
+                    addr,
+                    outcome: Responder::AskerIsCandidate,
+                });
                 return None;
             }
-            let mac = g.answer_mac()?;
+            let Some(mac) = g.answer_mac() else {
+                t.stage(Stage::Responder {
+                    vip,
+                    addr,
+                    outcome: Responder::NoOwner,
+                });
+                return None;
+            };
+            t.stage(Stage::Responder {
+                vip,
+                addr,
+                outcome: Responder::Answered { mac },
+            });
             let out = fx.reply.insert(SmallFrame::default());
             frames::arp_reply(out, mac, a.tpa, a.sha, a.spa);
             Some(Verdict::Answered)
@@ -785,14 +1032,32 @@ fn answer_vip_query(
             let L4::Icmpv6(Icmpv6Info::NeighborSolicit { target, sll }) = ip.l4 else {
                 return None;
             };
-            let (_, g) = snap.vips.lookup_group(IpAddr::V6(target))?;
+            let addr = IpAddr::V6(target);
+            let (vip, g) = snap.vips.lookup_group(addr)?;
             if g.is_candidate(ingress) {
+                t.stage(Stage::Responder {
+                    vip,
+                    addr,
+                    outcome: Responder::AskerIsCandidate,
+                });
                 return None;
             }
-            let mac = g.answer_mac6()?;
+            let Some(mac) = g.answer_mac6() else {
+                t.stage(Stage::Responder {
+                    vip,
+                    addr,
+                    outcome: Responder::NoOwner,
+                });
+                return None;
+            };
             let IpAddr::V6(src) = ip.src else {
                 return None;
             };
+            t.stage(Stage::Responder {
+                vip,
+                addr,
+                outcome: Responder::Answered { mac },
+            });
             // built in place: a SmallFrame is 136 bytes
             let out = fx.reply.insert(SmallFrame::default());
             frames::na_reply(out, mac, target, sll.unwrap_or(f.src), src);

@@ -39,6 +39,14 @@ pub enum Command {
     },
     /// Re-read the configuration file and apply it.
     Reload,
+    /// What the switch would do with `frame` arriving on `port`, and why
+    /// ([`crate::trace::trace_frame`]): read only, nothing is applied.
+    Trace {
+        /// The ingress port.
+        port: String,
+        /// The whole Ethernet frame, in hex.
+        frame: String,
+    },
     /// Prometheus text exposition.
     Metrics,
     /// Stream the control thread's events ([`crate::view::Event`]) until the client goes
@@ -179,6 +187,7 @@ impl Command {
             | Command::Metrics
             | Command::ClusterShow
             | Command::ClusterWrites
+            | Command::Trace { .. }
             | Command::Watch => false,
             Command::VipMove { .. }
             | Command::VipRelease { .. }

@@ -82,6 +82,12 @@ impl ControlLoop {
                 crate::metrics::render_worker(&mut m, self.io_engine, &rx);
                 Ok(View::Metrics(m))
             }
+            Command::Trace { port, frame } => {
+                let bytes = crate::trace::decode_hex(&frame)
+                    .map_err(|message| CtlError::BadRequest { message })?;
+                crate::trace::trace_frame(&self.sw, &port, &bytes, now)
+                    .map(|t| View::Trace(Box::new(t)))
+            }
             Command::Watch => Err(CtlError::NotACall),
             // the agent answers it when it runs a cluster session
             Command::ShowHosts => Err(CtlError::ClusterOff),

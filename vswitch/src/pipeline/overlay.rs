@@ -225,7 +225,17 @@ fn ingress(
 
     if let Some(ip) = f.ip() {
         // no ingress port: the sentinel never equals an owner, so no hairpin
-        match steer_to_vip_owner(snap, PortId(u32::MAX), vlan, &f, ip, len, meta, now) {
+        match steer_to_vip_owner(
+            snap,
+            PortId(u32::MAX),
+            vlan,
+            &f,
+            ip,
+            len,
+            meta,
+            now,
+            &mut super::NoTrace,
+        ) {
             // owned on a third host: never relayed (split horizon)
             Some(Verdict::ToRemote { .. }) => return Verdict::Drop(DropReason::NoEgress),
             Some(v) => return v,

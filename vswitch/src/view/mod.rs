@@ -9,7 +9,7 @@
 //!   [`PortAdminResult`], `reload` → [`ReloadResult`], `metrics` → the Prometheus text,
 //!   `show hosts` → [`HostView`]s (answered by the agent, see [`hosts`]), the cluster
 //!   commands → the views of [`cluster`],
-//!   `watch` → [`WatchStarted`] followed by a stream of [`Event`]s;
+//!   `watch` → [`WatchStarted`] followed by a stream of [`Event`]s, `trace` → [`TraceView`];
 //! - on the control socket an answer is `{"ok": <view>}` and a refusal
 //!   `{"error": "<CtlError's message>"}`, one line each. A view serializes to exactly the
 //!   JSON the socket always carried (same field names and shapes; objects' keys are sorted,
@@ -36,6 +36,7 @@ pub mod hosts;
 mod ports;
 mod results;
 mod stats;
+mod trace;
 mod vips;
 
 pub use cluster::{
@@ -51,6 +52,9 @@ pub use results::{
     MoveResult, PortAdminResult, ReleaseResult, ReloadResult, TopologyResult, WatchStarted,
 };
 pub use stats::PortStatsView;
+pub use trace::{
+    ClaimView, GeneratedView, StageOutcome, StageView, TraceView, TraceVipView, VerdictView,
+};
 pub use vips::{
     HijackView, LastClaimView, MoveView, OwnerView, PendingView, RemoteOwnerView, VipView,
 };
@@ -96,6 +100,8 @@ pub enum View {
     ClusterApplied(ClusterApplyResult),
     /// `cluster show`.
     ClusterDefs(Vec<crate::config::VipDef>),
+    /// `trace`.
+    Trace(Box<TraceView>),
 }
 
 impl View {
@@ -133,6 +139,7 @@ impl View {
             Command::ClusterVips { .. } => View::ClusterVips(de(v)?),
             Command::ClusterApply { .. } => View::ClusterApplied(de(v)?),
             Command::ClusterShow => View::ClusterDefs(de(v)?),
+            Command::Trace { .. } => View::Trace(Box::new(de(v)?)),
         })
     }
 }
