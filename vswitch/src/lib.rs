@@ -17,9 +17,11 @@
 //! - [`view`]: the typed answers, errors and events of the control surface;
 //! - [`vrrp`]: VRRP adverts (parse, priority-0 copy) for the crashed-master step-down;
 //! - [`overlay`]: the table of other hosts, their VTEPs and ports (multi-host mode);
+//! - [`capture`]: the datapath side of port captures (the hook's bounded queue);
 //! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`]: supporting pieces.
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod config;
 pub mod control;
 pub mod counters;

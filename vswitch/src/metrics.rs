@@ -42,6 +42,18 @@ pub fn render_worker(o: &mut String, engine: &str, rx_frames: &[u64]) {
     }
 }
 
+/// Append the port captures' metrics: how many run, and the frames they lost (a full
+/// capture queue; the datapath forwarded them all the same), over the daemon's life.
+pub fn render_captures(o: &mut String, running: usize, lost: u64) {
+    let _ = writeln!(
+        o,
+        "# HELP vswitch_captures_running Port captures (`vswitch ctl capture`) running.\n\
+         # TYPE vswitch_captures_running gauge\nvswitch_captures_running {running}\n\
+         # HELP vswitch_capture_lost_total Frames port captures lost because their queue was full.\n\
+         # TYPE vswitch_capture_lost_total counter\nvswitch_capture_lost_total {lost}"
+    );
+}
+
 /// Render every metric.
 pub fn render(sw: &Switch, _now: Timestamp) -> String {
     let mut o = String::new();

@@ -68,6 +68,7 @@ use crate::control::Outbound;
 use crate::pipeline::{VipSignal, VrrpAdvert};
 use crate::port::Port;
 
+mod captures;
 mod cluster;
 pub mod command;
 mod control_loop;
@@ -80,6 +81,7 @@ pub mod vxlan_io;
 mod worker;
 
 pub use crate::view::Reply;
+pub use captures::{CaptureNext, CaptureStream};
 pub use command::{ClusterGroup, ClusterOwnerEntry, Command};
 pub use daemon::{ControlHandle, Daemon, DaemonError, DaemonOptions};
 
@@ -234,5 +236,12 @@ pub(crate) enum ToControl {
     Subscribe {
         tx: Sender<crate::view::Event>,
         registered: Sender<()>,
+    },
+    /// Start a port capture (see [`captures`]); answered once a snapshot with it is
+    /// published.
+    CaptureStart(captures::CaptureRequest),
+    /// A capture's stream went away.
+    CaptureStop {
+        id: u64,
     },
 }

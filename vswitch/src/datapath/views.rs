@@ -80,9 +80,12 @@ impl ControlLoop {
                     .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
                     .collect();
                 crate::metrics::render_worker(&mut m, self.io_engine, &rx);
+                let (running, lost) = self.captures.stats();
+                crate::metrics::render_captures(&mut m, running, lost);
                 Ok(View::Metrics(m))
             }
             Command::Watch => Err(CtlError::NotACall),
+            Command::Capture { .. } => Err(CtlError::CaptureNotACall),
             // the agent answers it when it runs a cluster session
             Command::ShowHosts => Err(CtlError::ClusterOff),
             Command::SetTopology(t) => {
