@@ -372,6 +372,7 @@ impl Switch {
             layout: 1,
             counters: counters.clone(),
             overlay: Arc::new(crate::overlay::Overlay::empty()),
+            capture: None,
         });
         let mut sw = Switch {
             next_sweep: now + config.switch.mac_aging / 4,
@@ -475,6 +476,7 @@ impl Switch {
             layout: self.layout,
             counters: self.counters.clone(),
             overlay: self.overlay.table.clone(),
+            capture: None,
         });
     }
 

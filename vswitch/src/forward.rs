@@ -24,6 +24,10 @@
 //!   [`Effects::flood_remote`] (head-end replication); every frame handed to the overlay that
 //!   a tunnel took is counted on that host's [`crate::overlay::VtepCounters`] (`tx` once
 //!   per inner frame handed over, `tx_errors` on a refusal);
+//! - a port capture ([`crate::capture`]) is fed here and nowhere else: a received frame
+//!   with its verdict after the counting, learning and signals (before the destination
+//!   rewrite), every send of [`send_counted`] before it is handed to the output. With no
+//!   capture running this costs one check of [`Snapshot::capture`] per frame and per send;
 //! - [`step_overlay`] is the same glue for a VXLAN datagram received from the underlay: it
 //!   refuses a datagram from an address that is no live host's VTEP (counted
 //!   `unknown_vtep` in [`crate::overlay::OverlayCounters`]) or that does not decapsulate
@@ -104,6 +108,10 @@ pub fn step(
     if let Some(a) = fx.vrrp {
         out.signal(Signal::Vrrp(a), now);
     }
+    // off: this one check of the snapshot (see `crate::capture`)
+    if let Some(c) = &snap.capture {
+        c.rx(ingress, frame, &v, now);
+    }
     match v {
         Verdict::Forward { port, rewrite_dst } => {
             if let Some(m) = rewrite_dst {
@@ -111,11 +119,11 @@ pub fn step(
                     d.copy_from_slice(&m.0);
                 }
             }
-            send_counted(snap, out, port, frame, vnet);
+            send_counted(snap, out, port, frame, vnet, now);
         }
         Verdict::Flood => {
             for p in fx.flood.iter() {
-                send_counted(snap, out, p, frame, vnet);
+                send_counted(snap, out, p, frame, vnet, now);
             }
             if !fx.flood_remote.is_empty() {
                 let vlan = snap.ports.get(ingress.index()).map_or(0, |p| p.vlan);
@@ -127,7 +135,7 @@ pub fn step(
         }
         Verdict::Answered => {
             if let Some(r) = fx.reply {
-                send_counted(snap, out, ingress, r.as_bytes(), &VnetHdr::default());
+                send_counted(snap, out, ingress, r.as_bytes(), &VnetHdr::default(), now);
             }
         }
         Verdict::ToRemote { host, vlan, mac } => {
@@ -231,11 +239,11 @@ pub fn step_overlay_vnet(
                     d.copy_from_slice(&m.0);
                 }
             }
-            send_counted(snap, out, port, frame, vnet);
+            send_counted(snap, out, port, frame, vnet, now);
         }
         Verdict::Flood => {
             for p in fx.flood.iter() {
-                send_counted(snap, out, p, frame, vnet);
+                send_counted(snap, out, p, frame, vnet, now);
             }
         }
         Verdict::Answered | Verdict::ToRemote { .. } | Verdict::Drop(_) | Verdict::ToSwitch => {}
@@ -243,7 +251,8 @@ pub fn step_overlay_vnet(
     v
 }
 
-/// Send through `out` and count the result on the egress port.
+/// Send through `out` (at `now`) and count the result on the egress port; a capture of
+/// the port's sent frames gets a copy first.
 #[inline]
 pub fn send_counted(
     snap: &Snapshot,
@@ -251,7 +260,11 @@ pub fn send_counted(
     port: PortId,
     frame: &[u8],
     vnet: &VnetHdr,
+    now: Timestamp,
 ) {
+    if let Some(c) = &snap.capture {
+        c.tx(port, frame, now);
+    }
     let Some(r) = out.send(port, frame, vnet) else {
         return;
     };

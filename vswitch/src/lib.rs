@@ -19,10 +19,12 @@
 //! - [`overlay`]: the table of other hosts, their VTEPs and ports (multi-host mode);
 //! - [`trace`]: `vswitch trace`, what the switch would do with one frame and why (the
 //!   pipeline's tracing hook plus the control plane's claim decision, read only);
+//! - [`capture`]: the datapath side of port captures (the hook's bounded queue);
 //! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`], [`describe`], [`pcap`]:
 //!   supporting pieces.
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod config;
 pub mod control;
 pub mod counters;

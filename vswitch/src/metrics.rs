@@ -17,6 +17,7 @@
 //! ([`encode`]).
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use vip_table::{PortId, Timestamp};
@@ -100,6 +101,23 @@ pub fn render_worker(o: &mut String, engine: &str, rx_frames: &[u64]) {
                 .enumerate()
                 .map(|(worker, n)| (WorkerLabels { worker }, *n)),
         ),
+    );
+    encode(&reg, o);
+}
+
+/// Append the port captures' metrics: how many run, and the frames they lost (a full
+/// capture queue; the datapath forwarded them all the same), over the daemon's life.
+pub fn render_captures(o: &mut String, running: usize, lost: u64) {
+    let mut reg = Registry::with_prefix(PREFIX);
+    reg.register(
+        "captures_running",
+        "Port captures (`vswitch ctl capture`) running",
+        ConstGauge::new(running as i64),
+    );
+    reg.register(
+        "capture_lost",
+        "Frames port captures lost because their queue was full",
+        ConstCounter::new(lost),
     );
     encode(&reg, o);
 }

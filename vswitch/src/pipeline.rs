@@ -198,6 +198,9 @@ pub struct Snapshot {
     pub counters: Arc<Vec<Arc<crate::counters::PortCounters>>>,
     /// The other hosts and their ports (empty in standalone mode).
     pub overlay: Arc<crate::overlay::Overlay>,
+    /// The port captures running (`None`: none, the usual case; see [`crate::capture`]).
+    /// The switch state builds snapshots without; the daemon's control thread adds them.
+    pub capture: Option<Arc<crate::capture::Taps>>,
 }
 
 /// Per-frame metadata from the port backend.

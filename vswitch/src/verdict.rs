@@ -108,6 +108,28 @@ impl DropReason {
     }
 }
 
+impl DropReason {
+    /// The reason named `name` (its counter name, see [`DropReason::as_str`]).
+    pub fn from_name(name: &str) -> Option<DropReason> {
+        DropReason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// As its counter name (`arp_spoof`).
+impl serde::Serialize for DropReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DropReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        DropReason::from_name(&s)
+            .ok_or_else(|| serde::de::Error::custom(format!("no drop reason named `{s}`")))
+    }
+}
+
 impl std::fmt::Display for DropReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

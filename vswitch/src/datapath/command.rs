@@ -53,6 +53,23 @@ pub enum Command {
     /// away or the switch stops. Only the control socket serves it (in process:
     /// `Daemon::subscribe`).
     Watch,
+    /// Stream a capture of `port` ([`crate::view::capture`]) until `count` frames were
+    /// delivered, `duration` seconds passed, the client goes away or the switch stops.
+    /// Only the control socket serves it (in process: `ControlHandle::capture`). It shows
+    /// traffic: only root and the control group may run it ([`Command::reveals_traffic`]).
+    Capture {
+        /// Port name.
+        port: String,
+        /// Which frames (default: received and sent).
+        #[serde(default)]
+        dir: crate::view::capture::CaptureDir,
+        /// Stop after this many frames.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        duration: Option<u64>,
+    },
     /// Replace the cluster topology (live hosts, their VTEPs and ports) the overlay
     /// forwards by ([`crate::control::Switch::set_topology`]). **In process only**: the
     /// cluster agent sends it from the etcd view; it has no wire form (`serde(skip)`), so
@@ -188,7 +205,8 @@ impl Command {
             | Command::ClusterShow
             | Command::ClusterWrites
             | Command::Trace { .. }
-            | Command::Watch => false,
+            | Command::Watch
+            | Command::Capture { .. } => false,
             Command::VipMove { .. }
             | Command::VipRelease { .. }
             | Command::PortAdmin { .. }
@@ -204,6 +222,12 @@ impl Command {
             | Command::ClusterHostGone { .. }
             | Command::Reload => true,
         }
+    }
+
+    /// Whether the command shows the switch's traffic (a capture): like the commands that
+    /// change the switch, only root and `switch.ctl_group` members may run it.
+    pub fn reveals_traffic(&self) -> bool {
+        matches!(self, Command::Capture { .. })
     }
 
     /// Whether only the cluster agent, in process, may send the command: the agent's

@@ -163,6 +163,10 @@ pub(super) struct ControlLoop {
     pub(super) cluster_vips: Vec<crate::config::ClusterVip>,
     /// The worker's I/O engine as running ("uring" or "epoll"; `switch.io` is read at start).
     pub(super) io_engine: &'static str,
+    /// The port captures running.
+    pub(super) captures: super::captures::Captures,
+    /// The switch generation and captures version of the last snapshot published.
+    pub(super) published: Option<(u64, u64)>,
     /// Opens port devices (reloads, re-attachment).
     pub(super) ports: std::sync::Arc<dyn crate::port::PortFactory>,
     /// The configuration file the running configuration was built from (see
@@ -265,6 +269,7 @@ impl ControlLoop {
             self.sw.tick(self.clock.now(), &mut ob);
             self.emit(None);
             self.subs.flush_lag();
+            self.captures.prune();
             self.flush(ob);
             self.save_state();
             if reload.swap(false, Ordering::Relaxed) {
@@ -322,11 +327,22 @@ impl ControlLoop {
         }
     }
 
-    fn publish(&self) {
+    /// Publish the switch's snapshot (with the captures' taps, if any run) if it or the
+    /// captures changed since the last one.
+    fn publish(&mut self) {
         let cur = self.sw.snapshot();
-        if self.snap.load().generation != cur.generation {
-            self.snap.store(cur);
+        if self.published == Some((cur.generation, self.captures.version())) {
+            return;
         }
+        let snap = match self.captures.taps(&self.sw) {
+            None => cur.clone(),
+            Some(taps) => Arc::new(Snapshot {
+                capture: Some(taps),
+                ..(*cur).clone()
+            }),
+        };
+        self.snap.store(snap);
+        self.published = Some((cur.generation, self.captures.version()));
     }
 
     fn flush(&mut self, ob: Vec<Outbound>) {
@@ -381,6 +397,13 @@ impl ControlLoop {
                 self.subs.push(tx);
                 let _ = registered.send(());
             }
+            ToControl::CaptureStart(r) => {
+                let (reply, answer) = self.captures.start(&self.sw, r);
+                // the workers take it from the next snapshot: publish before answering
+                self.publish();
+                let _ = reply.send(answer);
+            }
+            ToControl::CaptureStop { id } => self.captures.stop(id),
             ToControl::Cmd { cmd, reply } => {
                 let r = self.command(cmd, &mut ob);
                 let _ = reply.send(r);

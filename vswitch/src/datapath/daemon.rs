@@ -70,6 +70,8 @@ pub enum DaemonError {
 #[derive(Clone)]
 pub struct ControlHandle {
     tx: Sender<ToControl>,
+    /// The published snapshot (a capture stream names ports by it).
+    snap: Arc<ArcSwap<crate::pipeline::Snapshot>>,
 }
 
 impl ControlHandle {
@@ -78,6 +80,9 @@ impl ControlHandle {
     pub fn call(&self, cmd: Command) -> Reply {
         if cmd == Command::Watch {
             return Err(CtlError::NotACall);
+        }
+        if let Command::Capture { .. } = cmd {
+            return Err(CtlError::CaptureNotACall);
         }
         let (rtx, rrx) = bounded(1);
         self.tx
@@ -100,6 +105,20 @@ impl ControlHandle {
         done.recv_timeout(Duration::from_secs(10))
             .map_err(|_| CtlError::NoAnswer)?;
         Ok(rx)
+    }
+
+    /// Start a capture of `port` (see [`crate::capture`] and [`CaptureStream`]): returns
+    /// once every worker's next round feeds it. It ends after `count` frames, after
+    /// `duration`, when the port is removed, when the switch stops, or when the stream is
+    /// dropped.
+    pub fn capture(
+        &self,
+        port: &str,
+        dir: crate::view::capture::CaptureDir,
+        count: Option<u64>,
+        duration: Option<Duration>,
+    ) -> Result<super::CaptureStream, CtlError> {
+        super::CaptureStream::start(&self.tx, &self.snap, port, dir, count, duration)
     }
 }
 
@@ -249,6 +268,7 @@ impl Daemon {
                     .map_err(|e| DaemonError::Os("spawn worker", e))?,
             );
         }
+        let snap_handle = snap.clone();
         {
             let stop = stop.clone();
             let reload = reload.clone();
@@ -278,6 +298,8 @@ impl Daemon {
                 subs,
                 io_engine,
                 ports,
+                captures: Default::default(),
+                published: None,
             };
             let pending_ob = ob;
             threads.push(
@@ -288,7 +310,10 @@ impl Daemon {
             );
         }
         Ok(Daemon {
-            control: ControlHandle { tx: ctx },
+            control: ControlHandle {
+                tx: ctx,
+                snap: snap_handle,
+            },
             stop,
             reload,
             threads,

@@ -38,7 +38,9 @@
 //! - `subscribers`: the control thread's event subscribers (bounded queues, `try_send`: a
 //!   slow subscriber lags, see [`crate::view::Event`]);
 //! - `worker`: the worker thread (polls the ports, runs the pipeline, sends);
-//! - `uring`: the worker's io_uring engine (registered batches, queued writes, order).
+//! - `uring`: the worker's io_uring engine (registered batches, queued writes, order);
+//! - `captures`: the control thread's table of port captures and the client's
+//!   [`CaptureStream`].
 //!
 //! ## Control ↔ worker protocol
 //! Two bounded crossbeam channels and one `ArcSwap<Snapshot>`:
@@ -54,10 +56,16 @@
 //!   generation of the attachment: the first report takes the port down, later ones about
 //!   the same attachment or an older one change nothing; the device itself is handed over to
 //!   be closed off the datapath), `Cmd` from the control
-//!   socket threads with a reply channel, and `Subscribe` (a new event subscriber's queue);
+//!   socket threads with a reply channel, `Subscribe` (a new event subscriber's queue),
+//!   `CaptureStart` (a port capture's queue, answered once a snapshot with it is
+//!   published) and `CaptureStop` (its stream went away; see `captures`);
 //! - snapshots: the control thread publishes a new `Arc<Snapshot>` after every change; the
 //!   worker loads it once per round and only uses one whose `layout` matches the port table
-//!   it holds (a `Relayout` message is on its way otherwise).
+//!   it holds (a `Relayout` message is on its way otherwise). A snapshot also tells the
+//!   workers which port captures run ([`crate::capture`]): the control thread adds the
+//!   captures' taps to the switch's snapshot when it publishes, so starting and stopping a
+//!   capture is a new snapshot, and with none running the field is `None` (one check per
+//!   frame in the forwarding step).
 
 use std::time::Instant;
 
@@ -68,6 +76,7 @@ use crate::control::Outbound;
 use crate::pipeline::{VipSignal, VrrpAdvert};
 use crate::port::Port;
 
+mod captures;
 mod cluster;
 pub mod command;
 mod control_loop;
@@ -80,6 +89,7 @@ pub mod vxlan_io;
 mod worker;
 
 pub use crate::view::Reply;
+pub use captures::{CaptureNext, CaptureStream};
 pub use command::{ClusterGroup, ClusterOwnerEntry, Command};
 pub use daemon::{ControlHandle, Daemon, DaemonError, DaemonOptions};
 
@@ -234,5 +244,12 @@ pub(crate) enum ToControl {
     Subscribe {
         tx: Sender<crate::view::Event>,
         registered: Sender<()>,
+    },
+    /// Start a port capture (see [`captures`]); answered once a snapshot with it is
+    /// published.
+    CaptureStart(captures::CaptureRequest),
+    /// A capture's stream went away.
+    CaptureStop {
+        id: u64,
     },
 }

@@ -80,6 +80,8 @@ impl ControlLoop {
                     .map(|c| c.load(std::sync::atomic::Ordering::Relaxed))
                     .collect();
                 crate::metrics::render_worker(&mut m, self.io_engine, &rx);
+                let (running, lost) = self.captures.stats();
+                crate::metrics::render_captures(&mut m, running, lost);
                 Ok(View::Metrics(m))
             }
             Command::Trace { port, frame } => {
@@ -89,6 +91,7 @@ impl ControlLoop {
                     .map(|t| View::Trace(Box::new(t)))
             }
             Command::Watch => Err(CtlError::NotACall),
+            Command::Capture { .. } => Err(CtlError::CaptureNotACall),
             // the agent answers it when it runs a cluster session
             Command::ShowHosts => Err(CtlError::ClusterOff),
             Command::SetTopology(t) => {

@@ -282,7 +282,15 @@ impl Worker {
             ring: self.uring.as_mut().map(|u| &mut u.io),
             rx: None,
         };
-        forward::send_counted(&snap, &mut out, port, f.as_bytes(), &VnetHdr::default());
+        let now = self.clock.now();
+        forward::send_counted(
+            &snap,
+            &mut out,
+            port,
+            f.as_bytes(),
+            &VnetHdr::default(),
+            now,
+        );
         self.flush_ring();
     }
 

@@ -97,6 +97,29 @@ pub enum CtlError {
         /// Watchers served at once.
         limit: usize,
     },
+    /// A capture from a peer that is neither root nor in the control group.
+    #[error(
+        "permission denied: {cmd} shows the switch's traffic and needs root or membership \
+         of the control group {group} (switch.ctl_group); uid {uid} is neither"
+    )]
+    TrafficDenied {
+        /// The command's wire name (`capture`).
+        cmd: String,
+        /// The control group as named in messages.
+        group: String,
+        /// The caller's uid.
+        uid: u32,
+    },
+    /// Too many captures are running.
+    #[error("too many captures ({limit} at once); try again later")]
+    TooManyCaptures {
+        /// Captures at once.
+        limit: usize,
+    },
+    /// `capture` sent as a one-shot call: a capture is a stream (the control socket
+    /// serves it; in process, `ControlHandle::capture`).
+    #[error("capture is a stream of frames, not a call")]
+    CaptureNotACall,
     /// `watch` sent as a one-shot call: events are a stream (the control socket serves
     /// it; in process, `Daemon::subscribe`).
     #[error("watch is a stream of events, not a call: subscribe instead")]

@@ -9,7 +9,8 @@
 //!   [`PortAdminResult`], `reload` → [`ReloadResult`], `metrics` → the Prometheus text,
 //!   `show hosts` → [`HostView`]s (answered by the agent, see [`hosts`]), the cluster
 //!   commands → the views of [`cluster`],
-//!   `watch` → [`WatchStarted`] followed by a stream of [`Event`]s, `trace` → [`TraceView`];
+//!   `watch` → [`WatchStarted`] followed by a stream of [`Event`]s, `trace` → [`TraceView`],
+//!   `capture` → [`capture::CaptureStarted`] followed by a stream of [`capture::CaptureLine`]s;
 //! - on the control socket an answer is `{"ok": <view>}` and a refusal
 //!   `{"error": "<CtlError's message>"}`, one line each. A view serializes to exactly the
 //!   JSON the socket always carried (same field names and shapes; objects' keys are sorted,
@@ -22,12 +23,14 @@
 //! - `ports`, `fdb`, `vips`, `stats`, `hosts`: the `show` views;
 //! - `results`: the answers of the commands that change the switch, and `watch`'s first line;
 //! - `error`: [`CtlError`];
-//! - `event`: [`Event`], its delivery rule and its one-line rendering.
+//! - `event`: [`Event`], its delivery rule and its one-line rendering;
+//! - [`capture`]: the records of a port capture (frames with the switch's decision).
 
 use serde::Serialize;
 
 use crate::datapath::Command;
 
+pub mod capture;
 pub mod cluster;
 mod error;
 mod event;
@@ -88,6 +91,8 @@ pub enum View {
     Metrics(String),
     /// `watch`: the stream starts.
     Watching(WatchStarted),
+    /// `capture`: the stream starts (then [`capture::CaptureLine`]s).
+    Capturing(capture::CaptureStarted),
     /// `SetTopology` (in process only).
     Topology(TopologyResult),
     /// The in-process cluster commands that change the switch.
@@ -127,6 +132,7 @@ impl View {
             Command::Reload => View::Reloaded(de(v)?),
             Command::Metrics => View::Metrics(de(v)?),
             Command::Watch => View::Watching(de(v)?),
+            Command::Capture { .. } => View::Capturing(de(v)?),
             Command::SetTopology(_) => View::Topology(de(v)?),
             Command::ClusterOwner { .. }
             | Command::ClusterOwners { .. }
