@@ -32,10 +32,12 @@ rc=${PIPESTATUS[0]}
 # The switches above run the default worker engine (`[switch] io = "auto"`: io_uring where
 # the kernel has it). The live suite runs once more on the other engine, poll + read/write.
 if [ "$(id -u)" = 0 ]; then
-    # (the single-host datapath tests; the cluster labs run once, on the default engine)
-    echo "== single-host live tests again with [switch] io = \"epoll\""
-    VSWITCH_TEST_IO=epoll cargo test -p agent --test live_switch --test live_order \
-        --test live_vips --test live_taps --test live_restart -- --test-threads=2 2>&1 | tee -a "$log"
+    # (the whole live suite, every agent/tests/live_*.rs: single-host datapath, HA recipes,
+    # overlay and cluster labs, captures, and the QEMU guest tier)
+    echo "== live tests again with [switch] io = \"epoll\""
+    live=()
+    for f in agent/tests/live_*.rs; do live+=(--test "$(basename "$f" .rs)"); done
+    VSWITCH_TEST_IO=epoll cargo test -p agent "${live[@]}" -- --test-threads=2 2>&1 | tee -a "$log"
     [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
     # and with two workers (multi-queue taps, PACKET_FANOUT)
     echo "== single-host live tests again with [switch] workers = 2"
