@@ -248,7 +248,9 @@ fn input(a: &TraceArgs) -> Result<(String, Input), String> {
         ));
     }
     if let Some(path) = &a.pcap {
-        let recs = vswitch::pcap::read(path).map_err(|e| format!("--pcap: {e}"))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("--pcap {}: {e}", path.display()))?;
+        let recs =
+            vswitch::pcap::parse(&bytes).map_err(|e| format!("--pcap {}: {e}", path.display()))?;
         if a.frame_no == 0 {
             return Err("--frame: 0 is not a frame number (the first frame is 1)".into());
         }
