@@ -1,5 +1,5 @@
 //! `vswitch`: the daemon (`run`), the configuration checker (`check-config`), the operator
-//! CLI (`ctl`), the tap remover (`cleanup`) and the built-in demo (`demo`).
+//! CLI (`ctl`), the frame tracer (`trace`), the tap remover (`cleanup`) and the built-in demo (`demo`).
 
 mod cleanup;
 mod cluster;
@@ -8,6 +8,7 @@ mod demo;
 mod peer;
 mod render;
 mod server;
+mod trace;
 mod watch;
 
 use std::path::{Path, PathBuf};
@@ -75,6 +76,10 @@ enum Cmd {
         #[command(subcommand)]
         what: CtlCmd,
     },
+    /// What the switch would do with one frame, and why: each stage of the decision with
+    /// the rule that decided it (read only). Live by default (the control socket); offline
+    /// with `--config FILE`. See docs/trace.md.
+    Trace(trace::TraceArgs),
     /// Delete the persistent taps of the config's `tap` ports (wherever they are now) and a
     /// stale control socket. Refuses while a switch answers on the socket. Never touches
     /// `netdev` interfaces.
@@ -345,6 +350,7 @@ fn main() -> ExitCode {
             Err(e) => Err(format!("{}: invalid\n{e}", file.display())),
         },
         Cmd::Ctl { socket, json, what } => ctl(&socket, json, what),
+        Cmd::Trace(a) => trace::run(&a).map(|text| emit(&text)),
         Cmd::Cleanup { config, socket } => cleanup::run(&config, &socket),
         Cmd::Demo { keep } => demo::run(keep),
     };
