@@ -232,9 +232,22 @@ fn capture_writes_the_switchs_decisions_as_pcapng() {
         "the rx capture"
     );
 
-    // 3. Ctrl-C: a clean end with the file complete
+    // 3. Ctrl-C: a clean end with the output complete (here `-w -`, stdout to a file:
+    // `sh -c 'exec … > FILE'` keeps the CLI's PID, so the SIGINT goes to it)
     let sigint = lab.dir.join("sigint.pcapng");
-    let cap = start_capture(&lab, "vm1", &[], &sigint);
+    let sock = lab.socket.to_string_lossy().into_owned();
+    let redirect = format!("exec \"$0\" \"$@\" > '{}'", sigint.display());
+    let cap = lab.spawn_host(
+        "cap",
+        &[
+            "sh", "-c", &redirect, VSWITCH, "ctl", "--socket", &sock, "capture", "vm1", "-w", "-",
+        ],
+    );
+    assert!(
+        cap.wait_for_output("to stdout (Ctrl-C to stop)", Duration::from_secs(10)),
+        "{}",
+        cap.output()
+    );
     vm1.ping_ok(vm2.ip4, 2);
     std::thread::sleep(Duration::from_millis(300));
     let o = cap.interrupt();
