@@ -1,10 +1,12 @@
 //! `vswitch`: the daemon (`run`), the configuration checker (`check-config`), the operator
 //! CLI (`ctl`), the frame tracer (`trace`), the tap remover (`cleanup`) and the built-in demo (`demo`).
 
+mod capture;
 mod cleanup;
 mod cluster;
 mod ctl_socket;
 mod demo;
+mod pcapng;
 mod peer;
 mod render;
 mod server;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use vswitch::config::Config;
 use vswitch::datapath::{Command, Daemon, DaemonOptions};
+use vswitch::view::capture::CaptureDir;
 
 /// Default control socket.
 pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitch.sock";
@@ -125,6 +128,31 @@ enum CtlCmd {
     /// Follow the switch's events (VIP moves, claims, hijacks, ports up/down, reloads), one
     /// line each, until Ctrl-C or the switch stops; `--json`: one JSON object per line.
     Watch,
+    /// Capture a port's frames with the switch's decision about each (pcapng, the decision
+    /// as the packet comment: `drop: arp_spoof`, `forward: web2`, `tx`, ...) until COUNT
+    /// frames, SECS seconds, Ctrl-C or the switch stops. Needs root or the control group.
+    Capture {
+        /// Port name.
+        port: String,
+        /// Only what the port received (every decision).
+        #[arg(long, conflicts_with_all = ["tx", "drops"])]
+        rx: bool,
+        /// Only what the switch sent out of the port.
+        #[arg(long, conflicts_with = "drops")]
+        tx: bool,
+        /// Only the received frames the switch dropped.
+        #[arg(long)]
+        drops: bool,
+        /// Stop after COUNT frames.
+        #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+        /// Stop after SECS seconds.
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+        duration: Option<u64>,
+        /// Write pcapng to FILE (`-`: stdout, e.g. `-w - | tshark -r -`).
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: PathBuf,
+    },
     /// Cluster VIP groups in etcd (multi-host mode).
     Cluster {
         #[command(subcommand)]
@@ -312,6 +340,30 @@ fn ctl(socket: &Path, json: bool, what: CtlCmd) -> Result<(), String> {
         CtlCmd::Reload => Command::Reload,
         CtlCmd::Metrics => Command::Metrics,
         CtlCmd::Watch => return watch::follow(socket, json),
+        CtlCmd::Capture {
+            port,
+            rx,
+            tx,
+            drops,
+            count,
+            duration,
+            write,
+        } => {
+            let dir = match (rx, tx, drops) {
+                (true, _, _) => CaptureDir::Rx,
+                (_, true, _) => CaptureDir::Tx,
+                (_, _, true) => CaptureDir::Drops,
+                _ => CaptureDir::Both,
+            };
+            let req = capture::Request {
+                port,
+                dir,
+                count,
+                duration,
+                out: write,
+            };
+            return capture::run(socket, req);
+        }
     };
     let view = server::call(socket, &cmd)?;
     if json {

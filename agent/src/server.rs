@@ -5,13 +5,17 @@
 //! the server answers `{"ok": <view>}\n` or `{"error": "<message>"}\n` and closes (the
 //! views and messages are `vswitch::view`'s). `{"cmd":"watch"}` is the exception: the
 //! server answers `{"ok":{"watching":true}}\n` and then streams events, one JSON object per
-//! line, until the client closes or the switch stops (see [`crate::watch`]).
+//! line, until the client closes or the switch stops (see [`crate::watch`]); so is
+//! `{"cmd":"capture",...}`: `{"ok": <CaptureStarted>}`, then one frame per line and an end
+//! record (see `serve_capture` and `vswitch::view::capture`).
 //!
 //! Access: the socket is 0660, group `switch.ctl_group` (see [`crate::ctl_socket`]).
 //! Each peer's credentials are read with `SO_PEERCRED`; read-only commands are answered
 //! for anyone who could connect, commands that change the switch ([`Command::mutates`])
 //! only for root and members of the control group — others get
-//! `{"error": "permission denied: ..."}` and an `event = "ctl_denied"` warning.
+//! `{"error": "permission denied: ..."}` and an `event = "ctl_denied"` warning. The same
+//! holds for commands that show tenants' traffic ([`Command::reveals_traffic`]: `capture`),
+//! which are read-only but not for anyone who can connect.
 //!
 //! Limits: at most [`MAX_CTL_CONNECTIONS`] connections are served at once; one request is
 //! at most [`MAX_REQUEST_BYTES`] and must arrive within [`REQUEST_DEADLINE`]. Every
@@ -29,8 +33,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vswitch::datapath::{Command, ControlHandle};
+use vswitch::datapath::{CaptureNext, Command, ControlHandle};
 use vswitch::request::MAX_REQUEST_LEN;
+use vswitch::view::capture::{CaptureDir, CaptureEndReason, CaptureLine};
 use vswitch::view::{CtlError, Reply, View};
 
 use crate::peer::Peer;
@@ -425,6 +430,26 @@ fn handle_ctl(
         Ok(cmd) => {
             let name = cmd_name(&cmd);
             match &peer {
+                Ok(p)
+                    if cmd.reveals_traffic()
+                        && !p.may_mutate(crate::peer::own_uid(), access.gid) =>
+                {
+                    tracing::warn!(
+                        event = "ctl_denied",
+                        uid = p.uid,
+                        pid = p.pid,
+                        cmd = %name,
+                        "control command refused: uid {} may not see the switch's traffic \
+                         (neither root nor in the control group {})",
+                        p.uid,
+                        access.label
+                    );
+                    refusal(&CtlError::TrafficDenied {
+                        cmd: name,
+                        group: access.label.clone(),
+                        uid: p.uid,
+                    })
+                }
                 Ok(p) if cmd.mutates() && !p.may_mutate(crate::peer::own_uid(), access.gid) => {
                     tracing::warn!(
                         event = "ctl_denied",
@@ -442,7 +467,7 @@ fn handle_ctl(
                         uid: p.uid,
                     })
                 }
-                Err(e) if cmd.mutates() => {
+                Err(e) if cmd.mutates() || cmd.reveals_traffic() => {
                     tracing::warn!(
                         event = "ctl_denied",
                         cmd = %name,
@@ -455,7 +480,7 @@ fn handle_ctl(
                     })
                 }
                 _ => {
-                    if cmd.mutates() {
+                    if cmd.mutates() || cmd.reveals_traffic() {
                         if let Ok(p) = &peer {
                             tracing::info!(
                                 event = "ctl_command",
@@ -471,6 +496,19 @@ fn handle_ctl(
                         crate::watch::serve(&s, ctl);
                         return;
                     }
+                    if let Command::Capture {
+                        port,
+                        dir,
+                        count,
+                        duration,
+                    } = cmd
+                    {
+                        // a stream too: it ends by itself (count, duration), when the
+                        // client goes away or when the switch stops
+                        let duration = duration.map(Duration::from_secs);
+                        serve_capture(&s, ctl, &port, dir, count, duration);
+                        return;
+                    }
                     match dispatch(ctl, cluster, cmd) {
                         Ok(v) => json!({ "ok": v.to_json() }),
                         Err(e) => refusal(&e),
@@ -480,6 +518,91 @@ fn handle_ctl(
         }
     };
     answer(&s, &reply);
+}
+
+/// How often a capture stream checks whether its client is still there (also while
+/// frames flow).
+pub const CAPTURE_PEER_CHECK: Duration = Duration::from_millis(200);
+
+/// Serves one `capture` request on `s`: the answer line `{"ok": <CaptureStarted>}`, then
+/// one `CaptureLine` per line, the last one the end record. Ends when the capture reaches
+/// its count or duration, when the switch stops or removes the port, when a write does
+/// not complete within [`WRITE_TIMEOUT`] (a client that stopped reading), or when the
+/// client closes its end: a client that only shuts down its writing half (what `vswitch
+/// ctl capture` does on Ctrl-C) still gets the end record with reason `client`. Dropping
+/// the [`CaptureStream`](vswitch::datapath::CaptureStream) releases the capture.
+fn serve_capture(
+    s: &UnixStream,
+    ctl: &ControlHandle,
+    port: &str,
+    dir: CaptureDir,
+    count: Option<u64>,
+    duration: Option<Duration>,
+) {
+    let mut cap = match ctl.capture(port, dir, count, duration) {
+        Ok(c) => c,
+        Err(e) => {
+            answer(s, &refusal(&e));
+            return;
+        }
+    };
+    let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
+    let started = View::Capturing(cap.started().clone());
+    let mut w = std::io::BufWriter::new(s);
+    if writeln!(w, "{}", json!({ "ok": started.to_json() }))
+        .and_then(|()| w.flush())
+        .is_err()
+    {
+        return;
+    }
+    let mut checked = Instant::now();
+    loop {
+        let line = match cap.next(CAPTURE_PEER_CHECK) {
+            CaptureNext::Frame(r) => CaptureLine::Frame(r),
+            CaptureNext::End(e) => CaptureLine::End(e),
+            CaptureNext::Idle => {
+                if w.flush().is_err() {
+                    return;
+                }
+                if crate::watch::peer_closed(s) {
+                    end_by_client(&mut w, &cap);
+                    return;
+                }
+                checked = Instant::now();
+                continue;
+            }
+        };
+        let end = matches!(line, CaptureLine::End(_));
+        let Ok(text) = serde_json::to_string(&line) else {
+            continue;
+        };
+        if writeln!(w, "{text}").is_err() {
+            return;
+        }
+        if end {
+            let _ = w.flush();
+            return;
+        }
+        if checked.elapsed() >= CAPTURE_PEER_CHECK {
+            if w.flush().is_err() {
+                return;
+            }
+            if crate::watch::peer_closed(s) {
+                end_by_client(&mut w, &cap);
+                return;
+            }
+            checked = Instant::now();
+        }
+    }
+}
+
+/// The end record of a capture its client stopped (a client that closed both halves
+/// does not read it; the write just fails).
+fn end_by_client<W: Write>(w: &mut W, cap: &vswitch::datapath::CaptureStream) {
+    let end = CaptureLine::End(cap.end_now(CaptureEndReason::Client));
+    if let Ok(text) = serde_json::to_string(&end) {
+        let _ = writeln!(w, "{text}").and_then(|()| w.flush());
+    }
 }
 
 /// Connects to a running switch's control socket.
@@ -791,6 +914,16 @@ mod tests {
         ] {
             assert!(c.mutates(), "{c:?}");
         }
+        // a capture changes nothing but shows traffic: root and the control group only
+        let cap = Command::Capture {
+            port: p(),
+            dir: CaptureDir::Drops,
+            count: None,
+            duration: None,
+        };
+        assert!(!cap.mutates() && cap.reveals_traffic());
+        assert!(!Command::Watch.reveals_traffic() && !Command::ShowStats.reveals_traffic());
+        assert_eq!(cmd_name(&cap), "capture");
         assert_eq!(
             cmd_name(&Command::PortAdmin {
                 port: p(),

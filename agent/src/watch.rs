@@ -50,7 +50,7 @@ impl Drop for WatcherPlace {
 }
 
 /// Whether the client closed its end (a quiet stream cannot learn it by writing).
-fn peer_closed(s: &UnixStream) -> bool {
+pub(crate) fn peer_closed(s: &UnixStream) -> bool {
     if s.set_nonblocking(true).is_err() {
         return true;
     }

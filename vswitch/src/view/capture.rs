@@ -63,7 +63,9 @@ pub enum Decision {
     },
     /// Forwarded to one port.
     Forward {
-        /// The egress port.
+        /// The egress port (`egress` on the wire: the record's own `port` is the captured
+        /// one, and the decision is flattened into the record).
+        #[serde(rename = "egress")]
         port: String,
         /// The destination MAC it was rewritten to (VIP steering); the captured bytes are
         /// the frame as received.
@@ -270,6 +272,24 @@ mod tests {
         assert_eq!(
             j,
             r#"{"frame":{"at_unix_ns":1700000000123456789,"port":"web1","dir":"rx","decision":"drop","reason":"vip_hijack","orig_len":3,"frame":"00abff"}}"#
+        );
+        assert_eq!(serde_json::from_str::<CaptureLine>(&j).unwrap(), r);
+        // a forward names its egress port apart from the captured one
+        let r = CaptureLine::Frame(CaptureRecord {
+            at_unix_ns: 1,
+            port: "web1".into(),
+            dir: Direction::Rx,
+            decision: Decision::Forward {
+                port: "web2".into(),
+                rewrite_dst: Some(MacAddr([0x52, 0x54, 0, 0, 0, 2])),
+            },
+            orig_len: 1,
+            frame: vec![0],
+        });
+        let j = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            j,
+            r#"{"frame":{"at_unix_ns":1,"port":"web1","dir":"rx","decision":"forward","egress":"web2","rewrite_dst":"52:54:00:00:00:02","orig_len":1,"frame":"00"}}"#
         );
         assert_eq!(serde_json::from_str::<CaptureLine>(&j).unwrap(), r);
         let e = CaptureLine::End(CaptureEnd {
