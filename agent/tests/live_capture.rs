@@ -23,10 +23,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use vip_table::MacAddr;
+use vswitch::testutil::frames::{arp_raw, padded, ETH_MIN_LEN};
 
 use common::{
-    arp_frame, require_root, run_argv, wait_until, Backend, Lab, Mac, Out, Proc, VmSpec,
-    CMD_TIMEOUT, VSWITCH,
+    require_root, run_argv, wait_until, Backend, Lab, Out, Proc, VmSpec, CMD_TIMEOUT, VSWITCH,
 };
 
 /// nobody / nogroup.
@@ -147,14 +148,17 @@ fn capture_writes_the_switchs_decisions_as_pcapng() {
     let arp_before = lab.drops("vm1", "arp_spoof");
     vm1.ping_ok(vm2.ip4, 2);
     let forged = lab.ip4(77);
-    let spoof = arp_frame(
-        Mac::BROADCAST,
-        vm1.mac,
-        1,
-        vm1.mac,
-        forged,
-        Mac::ZERO,
-        vm2.ip4,
+    let spoof = padded(
+        &arp_raw(
+            vm1.mac.into(),
+            MacAddr::BROADCAST,
+            1,
+            vm1.mac.into(),
+            forged,
+            MacAddr::ZERO,
+            vm2.ip4,
+        ),
+        ETH_MIN_LEN,
     );
     vm1.send_frames(&[spoof.clone(), spoof]);
     // -c 2: the capture ends by itself

@@ -12,9 +12,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use common::{
-    arp_frame, http_get, parse_ping, require_root, select, summarize, wait_until, web_vip, Backend,
-    Lab, Mac, ReloadBy, VmSpec, UDP_SEND_PY,
+    http_get, parse_ping, require_root, select, summarize, wait_until, web_vip, Backend, Lab, Mac,
+    ReloadBy, VmSpec, UDP_SEND_PY,
 };
+use vip_table::MacAddr;
+use vswitch::testutil::frames::{arp_raw, arp_reply, arp_request, padded, ETH_MIN_LEN};
 
 /// Each test has its own address block; the netdev variant uses `base + 10`.
 fn net(base: u8, b: Backend) -> u8 {
@@ -100,15 +102,7 @@ fn connectivity(b: Backend) {
     // tagged frames (counted as `vlan`); veths carry the tag out of band, so this also
     // checks that the AF_PACKET port restores it.
     let vlan_drops = lab.drops("vm1", "vlan");
-    let mut hop = arp_frame(
-        Mac::BROADCAST,
-        vm1.mac,
-        1,
-        vm1.mac,
-        vm1.ip4,
-        Mac::ZERO,
-        vm4.ip4,
-    );
+    let mut hop = padded(&arp_request(vm1.mac.into(), vm1.ip4, vm4.ip4), ETH_MIN_LEN);
     hop.splice(12..12, [0x81, 0x00, 0x00, 10]);
     vm1.send_frames(&[hop.clone(), hop]);
     // Positive control for vm4's capture: its own VLAN does reach it.
@@ -233,15 +227,21 @@ fn spoofing(b: Backend) {
     // (b) sha != eth.src, with vm3's own IP;
     // (c) iputils arping with a forged sender IP (vm2's), broadcast.
     let forged_sha = Mac([0x02, lab.net, 0, 0, 0, 0x66]);
-    let poison = arp_frame(vm1.mac, vm3.mac, 2, vm3.mac, vm2.ip4, vm1.mac, vm1.ip4);
-    let bad_sha = arp_frame(
-        Mac::BROADCAST,
-        vm3.mac,
-        1,
-        forged_sha,
-        vm3.ip4,
-        Mac::ZERO,
-        vm1.ip4,
+    let poison = padded(
+        &arp_reply(vm3.mac.into(), vm2.ip4, vm1.mac.into(), vm1.ip4),
+        ETH_MIN_LEN,
+    );
+    let bad_sha = padded(
+        &arp_raw(
+            vm3.mac.into(),
+            MacAddr::BROADCAST,
+            1,
+            forged_sha.into(),
+            vm3.ip4,
+            MacAddr::ZERO,
+            vm1.ip4,
+        ),
+        ETH_MIN_LEN,
     );
     vm3.send_frames(&[
         poison.clone(),

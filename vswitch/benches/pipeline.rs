@@ -12,16 +12,15 @@
 //! `Effects` is reused across iterations and nothing is applied.
 
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use etherparse::PacketBuilder;
-use vip_table::{MacAddr, PortId, Timestamp};
+use vip_table::{PortId, Timestamp};
 use vswitch::config::Config;
 use vswitch::control::Switch;
-use vswitch::frames::{self, SmallFrame};
 use vswitch::pipeline::{process, DropReason, Effects, RxMeta, Verdict};
+use vswitch::testutil::frames::{arp_request, garp, ns, udp4, udp6};
 use vswitch::wire;
 
 #[path = "common/scale.rs"]
@@ -32,50 +31,9 @@ use scale::{
     port_ip6, port_mac, vlan_of, Scale, PORTS_PER_VLAN,
 };
 
-fn udp4(src: MacAddr, dst: MacAddr, sip: Ipv4Addr, dip: Ipv4Addr, len: usize) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(40000, 5000);
-    let mut v = Vec::with_capacity(b.size(len));
-    b.write(&mut v, &vec![0x5a; len]).expect("write to Vec");
-    v
-}
-
-fn udp6(src: MacAddr, dst: MacAddr, sip: Ipv6Addr, dip: Ipv6Addr, len: usize) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv6(sip.octets(), dip.octets(), 64)
-        .udp(40000, 5000);
-    let mut v = Vec::with_capacity(b.size(len));
-    b.write(&mut v, &vec![0x5a; len]).expect("write to Vec");
-    v
-}
-
-fn arp_request(src: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
-    let mut f = SmallFrame::default();
-    frames::arp(
-        &mut f,
-        MacAddr::BROADCAST,
-        src,
-        1,
-        src,
-        spa,
-        MacAddr::ZERO,
-        tpa,
-    );
-    f.as_bytes().to_vec()
-}
-
-fn garp(src: MacAddr, ip: Ipv4Addr) -> Vec<u8> {
-    let mut f = SmallFrame::default();
-    frames::garp(&mut f, src, ip);
-    f.as_bytes().to_vec()
-}
-
-fn ns(src: MacAddr, sip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let mut f = SmallFrame::default();
-    frames::solicitation(&mut f, src, sip, target, Some(src));
-    f.as_bytes().to_vec()
-}
+/// The UDP ports of every measured datagram.
+const SPORT: u16 = 40000;
+const DPORT: u16 = 5000;
 
 /// One measured frame class.
 struct Case {
@@ -145,7 +103,7 @@ fn setup(sc: &Scale) -> (Switch, Timestamp, Vec<Case>) {
     cases.push(Case {
         name: "unicast_udp4",
         ingress: pid(a),
-        frame: udp4(pair_mac(a), dst_mac, sip.into(), port_ip4(b), 64),
+        frame: udp4(pair_mac(a), dst_mac, sip, port_ip4(b), SPORT, DPORT, 64),
         check: forward,
     });
 
@@ -154,7 +112,15 @@ fn setup(sc: &Scale) -> (Switch, Timestamp, Vec<Case>) {
     cases.push(Case {
         name: "unicast_udp6",
         ingress: pid(a),
-        frame: udp6(port_mac(a), port_mac(b), port_ip6(a), port_ip6(b), 64),
+        frame: udp6(
+            port_mac(a),
+            port_mac(b),
+            port_ip6(a),
+            port_ip6(b),
+            SPORT,
+            DPORT,
+            64,
+        ),
         check: forward,
     });
 
@@ -190,7 +156,12 @@ fn setup(sc: &Scale) -> (Switch, Timestamp, Vec<Case>) {
     cases.push(Case {
         name: "ns_vip_answered",
         ingress: pid(client),
-        frame: ns(port_mac(client), port_ip6(client), ap_ip6(k)),
+        frame: ns(
+            port_mac(client),
+            port_ip6(client),
+            ap_ip6(k),
+            Some(port_mac(client)),
+        ),
         check: answered,
     });
 
@@ -204,6 +175,8 @@ fn setup(sc: &Scale) -> (Switch, Timestamp, Vec<Case>) {
             port_mac(standby),
             port_ip4(client),
             ap_ip4(k),
+            SPORT,
+            DPORT,
             64,
         ),
         check: forward_rewrite,
@@ -223,6 +196,8 @@ fn setup(sc: &Scale) -> (Switch, Timestamp, Vec<Case>) {
             aa_mac,
             port_ip4(aa_client),
             aa_ip4(aa),
+            SPORT,
+            DPORT,
             64,
         ),
         check: forward_rewrite,
@@ -233,12 +208,28 @@ fn setup(sc: &Scale) -> (Switch, Timestamp, Vec<Case>) {
     cases.push(Case {
         name: "drop_ip_spoof",
         ingress: pid(a),
-        frame: udp4(port_mac(a), port_mac(b), port_ip4(b), port_ip4(b), 64),
+        frame: udp4(
+            port_mac(a),
+            port_mac(b),
+            port_ip4(b),
+            port_ip4(b),
+            SPORT,
+            DPORT,
+            64,
+        ),
         check: ip_spoof,
     });
 
     // 8. Malformed: IPv4 total length larger than the frame.
-    let mut bad = udp4(port_mac(a), port_mac(b), port_ip4(a), port_ip4(b), 64);
+    let mut bad = udp4(
+        port_mac(a),
+        port_mac(b),
+        port_ip4(a),
+        port_ip4(b),
+        SPORT,
+        DPORT,
+        64,
+    );
     bad[16..18].copy_from_slice(&1400u16.to_be_bytes());
     cases.push(Case {
         name: "drop_malformed",

@@ -21,7 +21,9 @@
 //!   pipeline's tracing hook plus the control plane's claim decision, read only);
 //! - [`capture`]: the datapath side of port captures (the hook's bounded queue);
 //! - [`config`], [`counters`], [`metrics`], [`frames`], [`fdb`], [`describe`], [`pcap`]:
-//!   supporting pieces.
+//!   supporting pieces;
+//! - `testutil` (only with the `test-util` feature, or in the crate's own tests): frame
+//!   builders shared by the tests, benchmarks and fuzz targets of every crate.
 #![warn(missing_docs)]
 
 pub mod capture;
@@ -41,6 +43,8 @@ pub mod pipeline;
 pub mod port;
 pub mod request;
 pub mod state;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testutil;
 pub mod trace;
 pub mod verdict;
 pub mod view;

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,9 +15,9 @@ use vip_table::MacAddr;
 use vswitch::capture::QUEUE;
 use vswitch::config::Config;
 use vswitch::datapath::{CaptureNext, CaptureStream, Command, Daemon, DaemonOptions};
-use vswitch::frames::{arp, SmallFrame};
 use vswitch::pipeline::DropReason;
 use vswitch::port::{MemoryPortHandle, MemoryPorts, VnetHdr};
+use vswitch::testutil::frames::{arp_raw, padded, udp4_payload, ETH_MIN_LEN};
 use vswitch::view::capture::{CaptureDir, CaptureEndReason, CaptureRecord, Decision, Direction};
 use vswitch::view::{PortStatsView, View};
 
@@ -118,27 +117,19 @@ impl Drop for Lab {
     }
 }
 
-/// A UDP/IPv4 frame from `src` (10.9.0.`sip`) to `dst` (10.9.0.`dip`) carrying `seq`.
+/// A UDP/IPv4 frame from `src` (10.9.0.`sip`) to `dst` (10.9.0.`dip`) carrying `seq`
+/// (UDP 12345 → 12345), padded to the Ethernet minimum.
 fn udp(src: [u8; 6], sip: u8, dst: [u8; 6], dip: u8, seq: u32) -> Vec<u8> {
-    let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let mut ip = vec![0x45, 0, 0, 32, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    ip.extend_from_slice(&[10, 9, 0, sip, 10, 9, 0, dip]);
-    let mut sum: u32 = ip
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    f.extend_from_slice(&ip);
-    f.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 12, 0, 0]);
-    f.extend_from_slice(&seq.to_be_bytes());
-    f.resize(60, 0);
-    f
+    let f = udp4_payload(
+        MacAddr(src),
+        MacAddr(dst),
+        [10, 9, 0, sip],
+        [10, 9, 0, dip],
+        12345,
+        12345,
+        &seq.to_be_bytes(),
+    );
+    padded(&f, ETH_MIN_LEN)
 }
 
 fn seq_of(frame: &[u8]) -> Option<u32> {
@@ -150,18 +141,15 @@ fn seq_of(frame: &[u8]) -> Option<u32> {
 
 /// An ARP request from a whose sender MAC is not its Ethernet source.
 fn spoofed_arp() -> Vec<u8> {
-    let mut f = SmallFrame::default();
-    arp(
-        &mut f,
-        MacAddr::BROADCAST,
+    arp_raw(
         MacAddr(MAC_A),
+        MacAddr::BROADCAST,
         1,
         MacAddr([2, 0, 0, 0, 0, 0xee]),
-        Ipv4Addr::new(10, 9, 0, 1),
-        MacAddr([0; 6]),
-        Ipv4Addr::new(10, 9, 0, 2),
-    );
-    f.as_bytes().to_vec()
+        [10, 9, 0, 1],
+        MacAddr::ZERO,
+        [10, 9, 0, 2],
+    )
 }
 
 /// Data frames (by sequence number) that the queues sent within `timeout`, until `n`.

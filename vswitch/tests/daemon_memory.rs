@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,8 +17,8 @@ use std::time::{Duration, Instant};
 use vip_table::MacAddr;
 use vswitch::config::Config;
 use vswitch::datapath::{Command, Daemon, DaemonOptions};
-use vswitch::frames::{garp, SmallFrame};
 use vswitch::port::{MemoryPortHandle, MemoryPorts, VnetHdr};
+use vswitch::testutil::frames::{garp, padded, udp4_payload, ETH_MIN_LEN};
 use vswitch::view::{Event, View};
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
@@ -129,45 +128,19 @@ impl Drop for Lab {
     }
 }
 
-/// A UDP/IPv4 frame from port `src` (MAC, 10.9.0.`sip`) to `dst`, carrying `seq`.
+/// A UDP/IPv4 frame from port `src` (MAC, 10.9.0.`sip`) to `dst`, carrying `seq`
+/// (UDP 12345 → 12345), padded to the Ethernet minimum.
 fn udp(src: [u8; 6], sip: u8, dst: [u8; 6], dip: u8, seq: u32) -> Vec<u8> {
-    let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&dst);
-    f.extend_from_slice(&src);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let payload = seq.to_be_bytes();
-    let total = 20 + 8 + payload.len();
-    let mut ip = vec![
-        0x45,
-        0,
-        (total >> 8) as u8,
-        total as u8,
-        0,
-        0,
-        0x40,
-        0,
-        64,
-        17,
-        0,
-        0,
-    ];
-    ip.extend_from_slice(&Ipv4Addr::new(10, 9, 0, sip).octets());
-    ip.extend_from_slice(&Ipv4Addr::new(10, 9, 0, dip).octets());
-    let mut sum: u32 = ip
-        .chunks(2)
-        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    let csum = !(sum as u16);
-    ip[10..12].copy_from_slice(&csum.to_be_bytes());
-    f.extend_from_slice(&ip);
-    let udp_len = 8 + payload.len();
-    f.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, udp_len as u8, 0, 0]);
-    f.extend_from_slice(&payload);
-    f.resize(60, 0);
-    f
+    let f = udp4_payload(
+        MacAddr(src),
+        MacAddr(dst),
+        [10, 9, 0, sip],
+        [10, 9, 0, dip],
+        12345,
+        12345,
+        &seq.to_be_bytes(),
+    );
+    padded(&f, ETH_MIN_LEN)
 }
 
 fn seq_of(frame: &[u8]) -> Option<u32> {
@@ -277,11 +250,9 @@ fn a_garp_from_a_standby_moves_the_vip_through_the_workers_channel_on(
     let lab = Lab::start("garp", setup);
     let rx = lab.daemon.as_ref().unwrap().subscribe().unwrap();
     assert_eq!(lab.owners(), vec!["a".to_string()]);
-    let mut g = SmallFrame::default();
-    garp(&mut g, MacAddr(MAC_B), Ipv4Addr::new(10, 9, 0, 100));
+    let g = garp(MacAddr(MAC_B), [10, 9, 0, 100]);
     // through the last worker's queue
-    lab.q("b", lab.workers - 1)
-        .push_rx(g.as_bytes(), VnetHdr::default());
+    lab.q("b", lab.workers - 1).push_rx(&g, VnetHdr::default());
     let until = Instant::now() + Duration::from_secs(5);
     let moved = loop {
         match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {

@@ -20,10 +20,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use vip_table::MacAddr;
 use vswitch::port::tap::tap_altname;
 use vswitch::port::{
     Batch, PacketOptions, PacketPort, Port, PortError, TapOptions, TapPort, VnetHdr,
 };
+use vswitch::testutil::frames;
 
 // ---------------------------------------------------------------------------------------
 // Environment: tools, namespaces, cleanup
@@ -562,17 +564,13 @@ fn read_sysfs_counter(path: &str) -> u64 {
         .unwrap_or_else(|e| panic!("parse {path}: {e}"))
 }
 
-/// Builds an ARP request (who-has `tpa`, tell `spa` at `sha`).
+/// An ARP request (who-has `tpa`, tell `spa` at `sha`), padded to the Ethernet minimum as
+/// a NIC sends it.
 fn arp_request(sha: [u8; 6], spa: [u8; 4], tpa: [u8; 4]) -> Vec<u8> {
-    let mut f = vec![0xff; 6];
-    f.extend_from_slice(&sha);
-    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
-    f.extend_from_slice(&sha);
-    f.extend_from_slice(&spa);
-    f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&tpa);
-    f.resize(60, 0);
-    f
+    frames::padded(
+        &frames::arp_request(MacAddr(sha), spa, tpa),
+        frames::ETH_MIN_LEN,
+    )
 }
 
 /// Receives on `port` until a frame satisfies `pred` or `timeout` passes.

@@ -376,6 +376,12 @@ impl Mac {
     pub const ZERO: Mac = Mac([0; 6]);
 }
 
+impl From<Mac> for vip_table::MacAddr {
+    fn from(m: Mac) -> Self {
+        vip_table::MacAddr(m.0)
+    }
+}
+
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
@@ -905,31 +911,6 @@ pub fn parse_pcap(bytes: &[u8]) -> Result<Vec<Frame>, String> {
         }
     }
     Ok(frames)
-}
-
-/// An Ethernet/IPv4 ARP frame, padded to 60 bytes.
-#[allow(clippy::too_many_arguments)]
-pub fn arp_frame(
-    eth_dst: Mac,
-    eth_src: Mac,
-    op: u16,
-    sha: Mac,
-    spa: Ipv4Addr,
-    tha: Mac,
-    tpa: Ipv4Addr,
-) -> Vec<u8> {
-    let mut f = Vec::with_capacity(60);
-    f.extend_from_slice(&eth_dst.0);
-    f.extend_from_slice(&eth_src.0);
-    f.extend_from_slice(&ETH_P_ARP.to_be_bytes());
-    f.extend_from_slice(&[0, 1, 8, 0, 6, 4]);
-    f.extend_from_slice(&op.to_be_bytes());
-    f.extend_from_slice(&sha.0);
-    f.extend_from_slice(&spa.octets());
-    f.extend_from_slice(&tha.0);
-    f.extend_from_slice(&tpa.octets());
-    f.resize(60, 0);
-    f
 }
 
 // ---------------------------------------------------------------------------------------

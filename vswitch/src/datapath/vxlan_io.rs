@@ -290,7 +290,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
-    use vip_table::Timestamp;
+    use vip_table::{MacAddr, Timestamp};
 
     use super::*;
     use crate::config::Config;
@@ -298,6 +298,7 @@ mod tests {
     use crate::datapath::{Daemon, DaemonError, DaemonOptions};
     use crate::overlay::{Topology, TopologyHost};
     use crate::port::{GSO_TCPV4, VNET_HDR_F_NEEDS_CSUM};
+    use crate::testutil::frames::udp4_payload;
 
     fn cluster_config(vtep: &str) -> Config {
         Config::from_toml_str(&format!(
@@ -345,12 +346,15 @@ mod tests {
         assert_eq!(a.udp_gso(), mode == UdpGso::On);
 
         // a plain frame: one datagram, VNI 5000, the frame unchanged
-        let mut plain = Vec::new();
-        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0xb, 1])
-            .ipv4([10, 0, 0, 1], [10, 0, 0, 11], 64)
-            .udp(1, 2)
-            .write(&mut plain, b"hello")
-            .unwrap();
+        let plain = udp4_payload(
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            MacAddr([2, 0, 0, 0, 0xb, 1]),
+            [10, 0, 0, 1],
+            [10, 0, 0, 11],
+            1,
+            2,
+            b"hello",
+        );
         assert!(matches!(
             a.send(&ov, hb, 0, &plain, &VnetHdr::default()),
             Some(Ok(()))

@@ -1,25 +1,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
 
-use etherparse::PacketBuilder;
 use vip_table::{MoveReason, PortId, StaleReason};
 
 use super::*;
 use crate::config::Config;
 use crate::control::SwitchEvent;
 use crate::forward::{step, Recorder};
-use crate::frames::{self, SmallFrame};
 use crate::pipeline::{process, Effects, RxMeta, Verdict, VipSignal};
 use crate::port::VnetHdr;
+use crate::testutil::frames::{arp_request, mac, ns, udp4, udp6};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 const VIP6: &str = "fd00::100";
-
-fn mac(s: &str) -> MacAddr {
-    s.parse().unwrap()
-}
 
 fn far_mac() -> MacAddr {
     mac("02:00:00:00:0b:01")
@@ -59,24 +54,6 @@ fn far1() -> RemoteOwnerRecord<'static> {
 
 fn st(epoch: u64, revision: u64) -> Stamp {
     Stamp { epoch, revision }
-}
-
-fn udp4(src: MacAddr, dst: MacAddr, sip: Ipv4Addr, dip: Ipv4Addr) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(40000, 5000);
-    let mut v = Vec::new();
-    b.write(&mut v, &[0x5a; 32]).unwrap();
-    v
-}
-
-fn udp6(src: MacAddr, dst: MacAddr, sip: Ipv6Addr, dip: Ipv6Addr) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv6(sip.octets(), dip.octets(), 64)
-        .udp(40000, 5000);
-    let mut v = Vec::new();
-    b.write(&mut v, &[0x5a; 32]).unwrap();
-    v
 }
 
 fn t(ms: u64) -> Timestamp {
@@ -133,6 +110,9 @@ fn frames_to_a_remotely_owned_vip_go_to_its_host_with_the_mac_rewritten() {
             mac(stale),
             Ipv4Addr::new(10, 0, 0, 3),
             VIP,
+            40000,
+            5000,
+            32,
         );
         let mut fx = Effects::default();
         let v = process(&snap, PortId(2), &f, RxMeta::default(), t(2), &mut fx);
@@ -148,8 +128,11 @@ fn frames_to_a_remotely_owned_vip_go_to_its_host_with_the_mac_rewritten() {
     let f = udp6(
         mac("02:00:00:00:00:03"),
         mac("02:00:00:00:00:01"),
-        "fd00::3".parse().unwrap(),
-        VIP6.parse().unwrap(),
+        "fd00::3",
+        VIP6,
+        40000,
+        5000,
+        32,
     );
     let mut fx = Effects::default();
     let v = process(&snap, PortId(2), &f, RxMeta::default(), t(2), &mut fx);
@@ -168,6 +151,9 @@ fn frames_to_a_remotely_owned_vip_go_to_its_host_with_the_mac_rewritten() {
         mac("02:00:00:00:00:01"),
         Ipv4Addr::new(10, 0, 0, 3),
         VIP,
+        40000,
+        5000,
+        32,
     );
     let mut rec = Recorder::default();
     let mut fx = Effects::default();
@@ -194,48 +180,17 @@ fn arp_and_ns_for_a_remotely_owned_vip_are_answered_with_the_remote_mac() {
     let mut sw = switch();
     moved_to_far1(&mut sw);
     let snap = sw.snapshot();
-    let mut req = SmallFrame::default();
     let client = mac("02:00:00:00:00:03");
-    frames::arp(
-        &mut req,
-        MacAddr::BROADCAST,
-        client,
-        1,
-        client,
-        Ipv4Addr::new(10, 0, 0, 3),
-        MacAddr::ZERO,
-        VIP,
-    );
+    let req = arp_request(client, "10.0.0.3", VIP);
     let mut fx = Effects::default();
-    let v = process(
-        &snap,
-        PortId(2),
-        req.as_bytes(),
-        RxMeta::default(),
-        t(2),
-        &mut fx,
-    );
+    let v = process(&snap, PortId(2), &req, RxMeta::default(), t(2), &mut fx);
     assert_eq!(v, Verdict::Answered);
     let reply = fx.reply.unwrap();
     // ARP sender hardware address: after the 14-byte header and 8 bytes of ARP
     assert_eq!(reply.as_bytes()[22..28], far_mac().0);
-    let mut ns = SmallFrame::default();
-    frames::solicitation(
-        &mut ns,
-        client,
-        "fd00::3".parse().unwrap(),
-        VIP6.parse().unwrap(),
-        Some(client),
-    );
+    let ns = ns(client, "fd00::3", VIP6, Some(client));
     let mut fx = Effects::default();
-    let v = process(
-        &snap,
-        PortId(2),
-        ns.as_bytes(),
-        RxMeta::default(),
-        t(2),
-        &mut fx,
-    );
+    let v = process(&snap, PortId(2), &ns, RxMeta::default(), t(2), &mut fx);
     assert_eq!(v, Verdict::Answered);
     assert_eq!(fx.reply.unwrap().as_bytes()[6..12], far_mac6().0);
 }
@@ -387,6 +342,9 @@ fn host_gone_leaves_the_group_ownerless_and_starts_discovery() {
         mac("02:00:00:00:00:01"),
         Ipv4Addr::new(10, 0, 0, 3),
         VIP,
+        40000,
+        5000,
+        32,
     );
     let mut fx = Effects::default();
     let v = process(&snap, PortId(2), &f, RxMeta::default(), t(6), &mut fx);

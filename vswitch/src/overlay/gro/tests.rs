@@ -3,10 +3,12 @@
 use std::net::Ipv4Addr;
 
 use etherparse::PacketBuilder;
+use vip_table::MacAddr;
 
 use super::Gro;
 use crate::port::vnet::segment_gso;
 use crate::port::{VnetHdr, GSO_TCPV4, GSO_TCPV6, MAX_FRAME_LEN, VNET_HDR_F_NEEDS_CSUM};
+use crate::testutil::frames::udp4_payload;
 use crate::wire::vxlan::{self, Vni};
 
 const A: Ipv4Addr = Ipv4Addr::new(10, 250, 1, 1);
@@ -121,12 +123,15 @@ fn what_cannot_join_goes_alone_unchanged_and_in_order() {
     let (f, vnet) = super_frame(false, 1000, 10_000, false);
     let ds = datagrams(&f, &vnet);
     let n = ds.len();
-    let mut udp = Vec::new();
-    PacketBuilder::ethernet2(SRC, DST)
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 11], 64)
-        .udp(1, 2)
-        .write(&mut udp, b"hello")
-        .unwrap();
+    let udp = udp4_payload(
+        MacAddr(SRC),
+        MacAddr(DST),
+        [10, 0, 0, 1],
+        [10, 0, 0, 11],
+        1,
+        2,
+        b"hello",
+    );
     let mut udp_d = Vec::new();
     vxlan::encap_into(&mut udp_d, vni(), &udp);
 

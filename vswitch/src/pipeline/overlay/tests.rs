@@ -1,26 +1,22 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 use std::sync::atomic::Ordering;
 
-use etherparse::PacketBuilder;
 use vip_table::{HostId, MacAddr, PortId, Timestamp};
 
 use crate::config::Config;
 use crate::control::Switch;
 use crate::forward::{step, step_overlay, Recorder};
-use crate::frames::{self, SmallFrame};
 use crate::overlay::{Topology, TopologyHost, TopologyPair, TopologyPort};
 use crate::pipeline::{process, process_overlay, DropReason, Effects, RxMeta, Verdict};
 use crate::port::VnetHdr;
+use crate::testutil::frames::{arp_request, garp, ip4, mac, ns, udp4, udp4_payload, vrrp3_v4};
 use crate::wire::vxlan::{self, Vni};
 
 const B_VTEP: Ipv4Addr = Ipv4Addr::new(10, 250, 1, 2);
 const C_VTEP: Ipv4Addr = Ipv4Addr::new(10, 250, 1, 3);
 
-fn mac(s: &str) -> MacAddr {
-    s.parse().unwrap()
-}
 fn vm1() -> MacAddr {
     mac("02:00:00:00:00:01")
 }
@@ -120,34 +116,6 @@ fn switch() -> Switch {
     sw
 }
 
-fn udp4(src: MacAddr, dst: MacAddr, sip: Ipv4Addr, dip: Ipv4Addr, dport: u16) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src.0, dst.0)
-        .ipv4(sip.octets(), dip.octets(), 64)
-        .udp(40000, dport);
-    let mut v = Vec::new();
-    b.write(&mut v, &[0x5a; 32]).unwrap();
-    v
-}
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
-
-fn arp_request(from: MacAddr, spa: &str, tpa: &str) -> Vec<u8> {
-    let mut f = SmallFrame::default();
-    frames::arp(
-        &mut f,
-        MacAddr::BROADCAST,
-        from,
-        1,
-        from,
-        ip(spa),
-        MacAddr([0; 6]),
-        ip(tpa),
-    );
-    f.as_bytes().to_vec()
-}
-
 fn vni() -> Vni {
     Vni::new(5000).unwrap()
 }
@@ -204,7 +172,7 @@ fn unicast_to_a_remote_port_goes_to_its_host_with_the_mac_unchanged() {
     let b = sw.host_id("host-b");
     let snap = sw.snapshot();
     let mut fx = Effects::default();
-    let mut f = udp4(vm1(), far1(), ip("10.0.0.1"), ip("10.0.0.11"), 5000);
+    let mut f = udp4(vm1(), far1(), "10.0.0.1", "10.0.0.11", 40000, 5000, 32);
     let mut rec = Recorder::default();
     let v = step(
         &snap,
@@ -227,7 +195,7 @@ fn unicast_to_a_remote_port_goes_to_its_host_with_the_mac_unchanged() {
     assert!(rec.sent_to.is_empty());
     assert_eq!(&f[..6], &far1().0);
     // the source is checked here first: a spoofed source never reaches the overlay
-    let spoof = udp4(vm1(), far1(), ip("10.0.0.99"), ip("10.0.0.11"), 5000);
+    let spoof = udp4(vm1(), far1(), "10.0.0.99", "10.0.0.11", 40000, 5000, 32);
     let v = process(
         &snap,
         PortId(0),
@@ -262,7 +230,7 @@ fn broadcast_and_unknown_unicast_are_replicated_to_every_host_of_the_vlan() {
 
     // unknown unicast: vm2's destination check refuses it, the other hosts still get it
     let unknown = mac("02:00:00:00:99:99");
-    let f = udp4(vm1(), unknown, ip("10.0.0.1"), ip("10.0.0.77"), 5000);
+    let f = udp4(vm1(), unknown, "10.0.0.1", "10.0.0.77", 40000, 5000, 32);
     let v = process(
         &snap,
         PortId(0),
@@ -301,7 +269,7 @@ fn arp_and_ns_for_remote_fixed_ips_and_host_pairs_are_answered_locally_wider_pai
         let crate::wire::L3::Arp(a) = facts.l3 else {
             panic!("not ARP")
         };
-        assert_eq!((a.op, a.sha, a.spa), (2, want, ip(tpa)));
+        assert_eq!((a.op, a.sha, a.spa), (2, want, ip4(tpa)));
         assert_eq!(facts.dst, vm1());
     }
     // inside the /24 pair: not answered, broadcast (and replicated) instead
@@ -317,19 +285,11 @@ fn arp_and_ns_for_remote_fixed_ips_and_host_pairs_are_answered_locally_wider_pai
     assert_eq!(v, Verdict::Flood);
     assert!(fx.reply.is_none());
     // IPv6 NS for far1's fixed address
-    let mut ns = SmallFrame::default();
-    let target: Ipv6Addr = "fd00::11".parse().unwrap();
-    frames::solicitation(
-        &mut ns,
-        vm1(),
-        "fd00::1".parse().unwrap(),
-        target,
-        Some(vm1()),
-    );
+    let ns = ns(vm1(), "fd00::1", "fd00::11", Some(vm1()));
     let v = process(
         &snap,
         PortId(0),
-        ns.as_bytes(),
+        &ns,
         RxMeta::default(),
         Timestamp(1),
         &mut fx,
@@ -346,7 +306,7 @@ fn frames_from_other_hosts_are_checked_and_delivered_locally_only() {
     let mut fx = Effects::default();
     let t = Timestamp(1);
     let m = RxMeta::default();
-    let to_vm1 = udp4(far1(), vm1(), ip("10.0.0.11"), ip("10.0.0.1"), 5000);
+    let to_vm1 = udp4(far1(), vm1(), "10.0.0.11", "10.0.0.1", 40000, 5000, 32);
     // known unicast: vm1's port by the FDB
     let (h, v) = process_overlay(&snap, B_VTEP, vni(), &to_vm1, m, t, &mut fx);
     assert!(h.is_some());
@@ -358,17 +318,17 @@ fn frames_from_other_hosts_are_checked_and_delivered_locally_only() {
         }
     );
     // from an address that is no live host's VTEP
-    let (h, v) = process_overlay(&snap, ip("10.250.1.9"), vni(), &to_vm1, m, t, &mut fx);
+    let (h, v) = process_overlay(&snap, ip4("10.250.1.9"), vni(), &to_vm1, m, t, &mut fx);
     assert_eq!((h, v), (None, Verdict::Drop(DropReason::UnknownVtep)));
     // a VNI no VLAN is carried in
     let (_, v) = process_overlay(&snap, B_VTEP, Vni::new(77).unwrap(), &to_vm1, m, t, &mut fx);
     assert_eq!(v, Verdict::Drop(DropReason::UnknownVni));
     // far2 is host-c's: host-b may not send from its MAC
-    let spoof = udp4(far2(), vm1(), ip("10.0.0.12"), ip("10.0.0.1"), 5000);
+    let spoof = udp4(far2(), vm1(), "10.0.0.12", "10.0.0.1", 40000, 5000, 32);
     let (_, v) = process_overlay(&snap, B_VTEP, vni(), &spoof, m, t, &mut fx);
     assert_eq!(v, Verdict::Drop(DropReason::OverlaySpoof));
     // the receiving port's destination check
-    let wrong = udp4(far1(), vm1(), ip("10.0.0.11"), ip("10.0.0.77"), 5000);
+    let wrong = udp4(far1(), vm1(), "10.0.0.11", "10.0.0.77", 40000, 5000, 32);
     let (_, v) = process_overlay(&snap, B_VTEP, vni(), &wrong, m, t, &mut fx);
     assert_eq!(v, Verdict::Drop(DropReason::DestCheck));
     // broadcast: every local port of the VLAN, never another host (split horizon)
@@ -392,7 +352,7 @@ fn the_overlay_step_counts_per_host_and_sends_to_local_ports() {
     let mut fx = Effects::default();
     let mut rec = Recorder::default();
     let t = Timestamp(1);
-    let inner = udp4(far1(), vm2(), ip("10.0.0.11"), ip("10.0.0.2"), 5000);
+    let inner = udp4(far1(), vm2(), "10.0.0.11", "10.0.0.2", 40000, 5000, 32);
     let mut d = encap(vni(), &inner);
     let v = step_overlay(&snap, B_VTEP, &mut d, t, &mut fx, &mut rec);
     assert!(matches!(
@@ -404,7 +364,7 @@ fn the_overlay_step_counts_per_host_and_sends_to_local_ports() {
     ));
     assert_eq!(rec.sent_to, vec![PortId(1)]);
     assert!(rec.sent_remote.is_empty());
-    let spoof = udp4(far2(), vm2(), ip("10.0.0.12"), ip("10.0.0.2"), 5000);
+    let spoof = udp4(far2(), vm2(), "10.0.0.12", "10.0.0.2", 40000, 5000, 32);
     step_overlay(
         &snap,
         B_VTEP,
@@ -421,7 +381,7 @@ fn the_overlay_step_counts_per_host_and_sends_to_local_ports() {
         &mut fx,
         &mut rec,
     );
-    step_overlay(&snap, ip("192.0.2.1"), &mut d, t, &mut fx, &mut rec);
+    step_overlay(&snap, ip4("192.0.2.1"), &mut d, t, &mut fx, &mut rec);
     step_overlay(&snap, B_VTEP, &mut [0u8; 4], t, &mut fx, &mut rec);
     let c = &snap.overlay.host(b).unwrap().counters;
     let vals = c.values();
@@ -449,12 +409,16 @@ fn a_tenants_vxlan_datagram_is_a_plain_frame_never_decapsulated() {
     let snap = sw.snapshot();
     let mut fx = Effects::default();
     // vm1 wraps a frame "from far1" in VXLAN and sends it to vm2 on UDP 4789
-    let inner = udp4(far1(), vm2(), ip("10.0.0.11"), ip("10.0.0.2"), 5000);
-    let b = PacketBuilder::ethernet2(vm1().0, vm2().0)
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(40000, vxlan::UDP_PORT);
-    let mut f = Vec::new();
-    b.write(&mut f, &encap(vni(), &inner)).unwrap();
+    let inner = udp4(far1(), vm2(), "10.0.0.11", "10.0.0.2", 40000, 5000, 32);
+    let mut f = udp4_payload(
+        vm1(),
+        vm2(),
+        "10.0.0.1",
+        "10.0.0.2",
+        40000,
+        vxlan::UDP_PORT,
+        &encap(vni(), &inner),
+    );
     let before = f.clone();
     let mut rec = Recorder::default();
     let v = step(
@@ -485,7 +449,7 @@ fn a_host_that_left_is_cut_off_at_once() {
     assert_eq!(sw.set_topology(t), (1, 1));
     let snap = sw.snapshot();
     let mut fx = Effects::default();
-    let to_vm1 = udp4(far1(), vm1(), ip("10.0.0.11"), ip("10.0.0.1"), 5000);
+    let to_vm1 = udp4(far1(), vm1(), "10.0.0.11", "10.0.0.1", 40000, 5000, 32);
     let (_, v) = process_overlay(
         &snap,
         B_VTEP,
@@ -497,7 +461,7 @@ fn a_host_that_left_is_cut_off_at_once() {
     );
     assert_eq!(v, Verdict::Drop(DropReason::UnknownVtep));
     // far1's MAC is unknown now: flooded locally and to host-c only
-    let f = udp4(vm1(), far1(), ip("10.0.0.1"), ip("10.0.0.11"), 5000);
+    let f = udp4(vm1(), far1(), "10.0.0.1", "10.0.0.11", 40000, 5000, 32);
     let v = process(
         &snap,
         PortId(0),
@@ -521,7 +485,7 @@ fn the_metrics_show_per_host_traffic_and_drops() {
     let mut fx = Effects::default();
     let mut rec = Recorder::default();
     let t = Timestamp(1);
-    let inner = udp4(far1(), vm2(), ip("10.0.0.11"), ip("10.0.0.2"), 5000);
+    let inner = udp4(far1(), vm2(), "10.0.0.11", "10.0.0.2", 40000, 5000, 32);
     step_overlay(
         &snap,
         B_VTEP,
@@ -530,7 +494,7 @@ fn the_metrics_show_per_host_traffic_and_drops() {
         &mut fx,
         &mut rec,
     );
-    let spoof = udp4(far2(), vm2(), ip("10.0.0.12"), ip("10.0.0.2"), 5000);
+    let spoof = udp4(far2(), vm2(), "10.0.0.12", "10.0.0.2", 40000, 5000, 32);
     step_overlay(
         &snap,
         B_VTEP,
@@ -541,14 +505,14 @@ fn the_metrics_show_per_host_traffic_and_drops() {
     );
     step_overlay(
         &snap,
-        ip("192.0.2.1"),
+        ip4("192.0.2.1"),
         &mut encap(vni(), &inner),
         t,
         &mut fx,
         &mut rec,
     );
     // a send the tunnel took is counted on the host
-    let f = udp4(vm1(), far2(), ip("10.0.0.1"), ip("10.0.0.12"), 5000);
+    let f = udp4(vm1(), far2(), "10.0.0.1", "10.0.0.12", 40000, 5000, 32);
     struct Tunnel;
     impl crate::forward::Output for Tunnel {
         fn send(
@@ -614,19 +578,6 @@ fn the_metrics_show_per_host_traffic_and_drops() {
     assert!(!crate::metrics::render(&alone, t).contains("vswitch_overlay_"));
 }
 
-fn vrrp(src: MacAddr, sip: Ipv4Addr) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src.0, [0x01, 0, 0x5e, 0, 0, 0x12]).ipv4(
-        sip.octets(),
-        [224, 0, 0, 18],
-        255,
-    );
-    let mut v = Vec::new();
-    // VRRPv3 advert: vrid 7, priority 100, one address, interval 1 s, 10.0.0.100
-    let advert = [0x31, 7, 100, 1, 0, 100, 0, 0, 10, 0, 0, 100];
-    b.write(&mut v, etherparse::IpNumber(112), &advert).unwrap();
-    v
-}
-
 #[test]
 fn vrrp_adverts_cross_only_to_hosts_with_a_candidate_of_the_senders_groups() {
     let vip = "[[vip]]\nname = \"web\"\naddresses = [\"10.0.0.100\"]\n\
@@ -640,20 +591,20 @@ fn vrrp_adverts_cross_only_to_hosts_with_a_candidate_of_the_senders_groups() {
     let t = Timestamp(1);
     let m = RxMeta::default();
     // from the local candidate vm1: no local peer, host-b (far1's host) only, not host-c
-    let f = vrrp(vm1(), ip("10.0.0.1"));
+    let f = vrrp3_v4(vm1(), "10.0.0.1", 7, 100, "10.0.0.100");
     let v = process(&snap, PortId(0), &f, m, t, &mut fx);
     assert_eq!(v, Verdict::Flood);
     assert!(fx.flood.is_empty());
     assert_eq!(fx.flood_remote.iter().collect::<Vec<_>>(), vec![b]);
     // from the non-candidate vm2: stays on this host (and here nobody else is a
     // non-candidate)
-    let f = vrrp(vm2(), ip("10.0.0.2"));
+    let f = vrrp3_v4(vm2(), "10.0.0.2", 7, 100, "10.0.0.100");
     let v = process(&snap, PortId(1), &f, m, t, &mut fx);
     assert_eq!(v, Verdict::Drop(DropReason::NoEgress));
     assert!(fx.flood_remote.is_empty());
     // from host-b, sent from the virtual MAC: to the local candidate vm1 only
     let vmac = mac("00:00:5e:00:01:07");
-    let f = vrrp(vmac, ip("10.0.0.11"));
+    let f = vrrp3_v4(vmac, "10.0.0.11", 7, 100, "10.0.0.100");
     let (_, v) = process_overlay(&snap, B_VTEP, vni(), &f, m, t, &mut fx);
     assert_eq!(v, Verdict::Flood);
     assert_eq!(fx.flood.iter().collect::<Vec<_>>(), vec![PortId(0)]);
@@ -662,20 +613,18 @@ fn vrrp_adverts_cross_only_to_hosts_with_a_candidate_of_the_senders_groups() {
     assert_eq!(v, Verdict::Drop(DropReason::OverlaySpoof));
     // and unicast from host-b to the VIP owned here is steered to the owner, MAC rewritten
     let mut fx2 = Effects::default();
-    let claim = {
-        let mut g = SmallFrame::default();
-        frames::garp(&mut g, vm1(), ip("10.0.0.100"));
-        g.as_bytes().to_vec()
-    };
+    let claim = garp(vm1(), "10.0.0.100");
     let _ = process(&snap, PortId(0), &claim, m, t, &mut fx2);
     sw.apply(&fx2, t, &mut Vec::new());
     let snap = sw.snapshot();
     let to_vip = udp4(
         far1(),
         mac("02:00:00:00:aa:aa"),
-        ip("10.0.0.11"),
-        ip("10.0.0.100"),
+        "10.0.0.11",
+        "10.0.0.100",
+        40000,
         80,
+        32,
     );
     let (_, v) = process_overlay(&snap, B_VTEP, vni(), &to_vip, m, t, &mut fx);
     assert_eq!(
@@ -727,8 +676,8 @@ fn a_frame_the_sending_host_steered_to_a_local_active_active_owner_goes_to_it() 
     assert_eq!((g.owners().len(), g.remote_owners().len()), (1, 1));
     let mut fx = Effects::default();
     let mut remote_picks = 0;
-    for sport in 1000..1064 {
-        let f = udp4(far2(), vm1(), ip("10.0.0.12"), ip("10.0.0.100"), sport);
+    for dport in 1000..1064 {
+        let f = udp4(far2(), vm1(), "10.0.0.12", "10.0.0.100", 40000, dport, 32);
         let (_, v) = process_overlay(
             &snap,
             C_VTEP,
@@ -744,7 +693,7 @@ fn a_frame_the_sending_host_steered_to_a_local_active_active_owner_goes_to_it() 
                 port: PortId(0),
                 rewrite_dst: None
             },
-            "flow from port {sport}"
+            "flow from port {dport}"
         );
         let ipf = crate::wire::parse(&f).unwrap();
         if let Some(vip_table::Selected::Remote(_)) = ipf.ip().and_then(|i| g.select(i.flow_hash()))
